@@ -1,0 +1,1 @@
+"""Ranking of recall candidates by the sequence model (numpy + onnxruntime only)."""

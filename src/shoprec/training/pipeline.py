@@ -1,0 +1,394 @@
+"""``shoprec train``: load data, fit recall models and the Transformer ranker, evaluate, export, bundle."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from shoprec.artifacts.bundle import (
+    CATALOG,
+    ITEM_EMBEDDINGS,
+    ITEM_IDS,
+    ITEMCF,
+    POPULARITY,
+    RANKER_ONNX,
+    BundleWriter,
+    Manifest,
+    dataset_summary,
+)
+from shoprec.data import Dataset, Split, leave_one_out, load_dataset
+from shoprec.evaluation import evaluate
+from shoprec.evaluation.bundle_eval import RANKER_INT8_ONNX
+from shoprec.evaluation.protocol import Scorer
+from shoprec.ranking.onnx_ranker import OnnxRanker
+from shoprec.ranking.tokens import left_pad
+from shoprec.recall.itemcf import ItemCFNeighbours, fit_itemcf
+from shoprec.recall.popularity import PopularityRecall, fit_popularity
+from shoprec.training.export import export_onnx, parity_max_abs_diff, quantize_int8
+from shoprec.training.sasrec import SASRec
+from shoprec.training.trainer import EpochLog, TrainConfig, train_sasrec
+
+REPORT_MD = "report.md"
+METRICS_JSON = "metrics.json"
+TRAINING_LOG = "training_log.json"
+CURVES_PNG = "training_curves.png"
+
+MODELS = ("popularity", "item-cf", "transformer")
+PROTOCOLS = ("full", "sampled")
+KS = (5, 10, 20)
+TABLE_METRICS = ("HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR")
+
+
+class TrainingUI(Protocol):
+    """What the pipeline reports while it runs (the CLI draws progress bars from it)."""
+
+    def stage(self, name: str) -> None: ...
+
+    def progress(self, task: str, done: int, total: int) -> None: ...
+
+    def epoch(self, log: EpochLog, best: float) -> None: ...
+
+
+class _SilentUI:
+    def stage(self, name: str) -> None:
+        pass
+
+    def progress(self, task: str, done: int, total: int) -> None:
+        pass
+
+    def epoch(self, log: EpochLog, best: float) -> None:
+        pass
+
+
+@dataclass
+class TrainReport:
+    out_dir: Path
+    manifest: Manifest
+    metrics: dict[str, dict[str, dict[str, dict[str, float]]]]  # split → protocol → model → metric
+    train_seconds: float
+    total_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def torch_scorer(model: SASRec, max_len: int) -> Scorer:
+    def score(histories: Sequence[np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            return model.score_all(torch.from_numpy(left_pad(histories, max_len))).numpy()
+
+    return score
+
+
+def run_training(
+    dataset: str | Path,
+    out_dir: Path,
+    config: TrainConfig | None = None,
+    *,
+    fmt: str = "auto",
+    data_root: Path | None = None,
+    checkpoint_dir: Path | None = None,
+    ui: TrainingUI | None = None,
+) -> TrainReport:
+    """Train every model on ``dataset``, evaluate on validation and test, write the bundle to ``out_dir``."""
+    config = config or TrainConfig()
+    ui = ui or _SilentUI()
+    t_start = time.perf_counter()
+    ui.stage("loading data")
+    ds = load_dataset(dataset, fmt, data_root=data_root, progress=lambda d, t: ui.progress("load", d, t))
+    split = leave_one_out(ds)
+    n = ds.n_items
+
+    ui.stage("fitting popularity and item-CF")
+    # Validation scores use models fitted on seq[:-2]; test scores (and the bundle) use seq[:-1], the
+    # same history the test protocol feeds every model.
+    train_plus_valid = split.train_with_valid()
+    pop_valid = PopularityRecall(fit_popularity(split.train, n))
+    pop_test = PopularityRecall(fit_popularity(train_plus_valid, n))
+    cf_valid = fit_itemcf(split.train, n)
+    cf_test = fit_itemcf(train_plus_valid, n)
+
+    ui.stage("training the Transformer ranker")
+    valid_h = split.valid_histories()
+
+    def validate(model: SASRec) -> float:
+        result = evaluate(
+            torch_scorer(model, config.max_len),
+            valid_h,
+            split.valid_targets,
+            n,
+            "full",
+            ks=(10,),
+            progress=lambda d, t: ui.progress("validate", d, t),
+        )
+        return result.metrics["NDCG@10"]
+
+    best = [-1.0]
+
+    def on_epoch(log: EpochLog) -> None:
+        best[0] = max(best[0], log.valid_ndcg10)
+        ui.epoch(log, best[0])
+
+    result = train_sasrec(
+        split.train,
+        n,
+        config,
+        validate,
+        checkpoint_dir=checkpoint_dir,
+        on_batch=lambda e, b, nb, loss: ui.progress(f"epoch {e}", b, nb),
+        on_epoch=on_epoch,
+    )
+    model = result.model
+
+    ui.stage("evaluating")
+    scorers: dict[str, dict[str, Scorer]] = {
+        "valid": {
+            "popularity": pop_valid.score_histories,
+            "item-cf": _cf_scorer(cf_valid, n),
+            "transformer": torch_scorer(model, config.max_len),
+        },
+        "test": {
+            "popularity": pop_test.score_histories,
+            "item-cf": _cf_scorer(cf_test, n),
+            "transformer": torch_scorer(model, config.max_len),
+        },
+    }
+    targets = {"valid": (valid_h, split.valid_targets), "test": (split.test_histories(), split.test_targets)}
+    metrics: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for split_name, (hist, tgt) in targets.items():
+        for protocol in PROTOCOLS:
+            for model_name, scorer in scorers[split_name].items():
+                res = evaluate(
+                    scorer,
+                    hist,
+                    tgt,
+                    n,
+                    protocol,  # type: ignore[arg-type]
+                    ks=KS,
+                    progress=lambda d, t, s=split_name, p=protocol, m=model_name: ui.progress(
+                        f"{s}/{p}/{m}", d, t
+                    ),
+                )
+                metrics.setdefault(split_name, {}).setdefault(protocol, {})[model_name] = res.metrics
+
+    ui.stage("exporting ONNX and writing the bundle")
+    with BundleWriter(out_dir) as writer:
+        onnx_path = export_onnx(model, writer.path_for(RANKER_ONNX))
+        int8_path = quantize_int8(onnx_path, writer.path_for(RANKER_INT8_ONNX))
+        export_report = _check_export(model, config, split, ds, onnx_path, int8_path, metrics, ui)
+        writer.add_json(ITEM_IDS, ds.item_ids)
+        writer.add_npy(POPULARITY, pop_test.popularity)
+        writer.add_npz(ITEMCF, {"indices": cf_test.indices, "scores": cf_test.scores})
+        writer.add_npy(ITEM_EMBEDDINGS, model.item_table().detach().numpy().astype(np.float32))
+        if ds.catalog is not None:
+            writer.add_jsonl(CATALOG, _catalog_rows(ds))
+        total_seconds = time.perf_counter() - t_start
+        timings = {"train_seconds": round(result.seconds, 1), "total_seconds": round(total_seconds, 1)}
+        training_log = {
+            "epochs": [vars(e) for e in result.epochs],
+            "best_epoch": result.best_epoch,
+            "best_valid_ndcg10": result.best_valid_ndcg10,
+            "stopped_by": result.stopped_by,
+            **timings,
+        }
+        writer.add_json(TRAINING_LOG, training_log)
+        writer.add_json(METRICS_JSON, metrics)
+        plot_training_curves(result.epochs, metrics, writer.path_for(CURVES_PNG))
+        writer.add_bytes(
+            REPORT_MD,
+            render_report(ds, config, metrics, training_log, export_report).encode("utf-8"),
+        )
+        hyper = {"transformer": config.to_dict(), "item-cf": _itemcf_params()}
+        manifest = writer.commit(
+            dataset=dataset_summary(ds),
+            hyperparameters=hyper,
+            metrics={"test": metrics["test"], "valid": metrics["valid"]},
+            extra={
+                "ranker": {
+                    "file": RANKER_ONNX,
+                    "int8_file": RANKER_INT8_ONNX,
+                    "max_len": config.max_len,
+                    "inputs": {"item_seq": "int64 [batch, max_len], item index + 1, left-padded with 0"},
+                    "candidates": "int64 [batch, C], item index + 1",
+                    "output": "scores float32 [batch, C]",
+                },
+                "export": export_report,
+                "training": {k: v for k, v in training_log.items() if k != "epochs"},
+            },
+        )
+    return TrainReport(
+        out_dir=out_dir,
+        manifest=manifest,
+        metrics=metrics,
+        train_seconds=result.seconds,
+        total_seconds=time.perf_counter() - t_start,
+        extra=export_report,
+    )
+
+
+def _cf_scorer(cf: ItemCFNeighbours, n_items: int) -> Scorer:
+    return lambda histories: cf.score_histories(histories, n_items)
+
+
+def _itemcf_params() -> dict[str, Any]:
+    from shoprec.recall import itemcf
+
+    return {
+        "k": itemcf.DEFAULT_K,
+        "alpha": itemcf.DEFAULT_ALPHA,
+        "backward_weight": itemcf.DEFAULT_BACKWARD_WEIGHT,
+        "distance_power": itemcf.DEFAULT_DISTANCE_POWER,
+        "decay": itemcf.DEFAULT_DECAY,
+        "max_history": itemcf.DEFAULT_MAX_HISTORY,
+    }
+
+
+def _catalog_rows(ds: Dataset) -> list[dict[str, Any]]:
+    assert ds.catalog is not None
+    rows = []
+    for item_id in ds.item_ids:
+        meta = ds.catalog.get(item_id)
+        if meta is None:
+            continue
+        rows.append(
+            {
+                "item_id": item_id,
+                "title": meta.title,
+                "brand": meta.brand,
+                "categories": list(meta.categories),
+                "description": meta.description,
+                "price": meta.price,
+            }
+        )
+    return rows
+
+
+def _check_export(
+    model: SASRec,
+    config: TrainConfig,
+    split: Split,
+    ds: Dataset,
+    onnx_path: Path,
+    int8_path: Path,
+    metrics: dict[str, dict[str, dict[str, dict[str, float]]]],
+    ui: TrainingUI,
+) -> dict[str, Any]:
+    """Parity of ONNX vs torch on real test sequences; size, latency and quality of the int8 variant."""
+    n = ds.n_items
+    hist = split.test_histories()
+    rng = np.random.default_rng(config.seed)
+    users = rng.choice(len(hist), size=min(256, len(hist)), replace=False)
+    seq = torch.from_numpy(left_pad([hist[u] for u in users], config.max_len))
+    cand = torch.from_numpy(rng.integers(1, n + 1, size=(len(users), min(300, n))))
+    parity = parity_max_abs_diff(model, onnx_path, seq, cand)
+    if parity > 1e-4:
+        raise RuntimeError(f"ONNX export differs from torch by {parity:.2e} (> 1e-4)")
+
+    report: dict[str, Any] = {"parity_max_abs_diff": parity}
+    for label, path in (("fp32", onnx_path), ("int8", int8_path)):
+        ranker = OnnxRanker(path, n_items=n, max_len=config.max_len)
+        report[f"{label}_bytes"] = path.stat().st_size
+        report[f"{label}_latency_ms_1x300"] = _latency_ms(ranker, hist, n)
+    int8 = OnnxRanker(int8_path, n_items=n, max_len=config.max_len)
+    res = evaluate(
+        int8.score_all,
+        hist,
+        split.test_targets,
+        n,
+        "full",
+        ks=(10,),
+        batch_size=32,
+        progress=lambda d, t: ui.progress("int8 evaluation", d, t),
+    )
+    fp32 = metrics["test"]["full"]["transformer"]["NDCG@10"]
+    report["int8_test_full_NDCG@10"] = res.metrics["NDCG@10"]
+    report["fp32_test_full_NDCG@10"] = fp32
+    report["int8_ndcg10_change"] = res.metrics["NDCG@10"] - fp32
+    return report
+
+
+def _latency_ms(ranker: OnnxRanker, hist: Sequence[np.ndarray], n: int, repeats: int = 200) -> float:
+    """Median latency of scoring 300 candidates for one user (the online request shape)."""
+    rng = np.random.default_rng(0)
+    cand = rng.integers(0, n, size=(1, min(300, n)))
+    times = []
+    for i in range(repeats):
+        h = [hist[i % len(hist)]]
+        t = time.perf_counter()
+        ranker.score(h, cand)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+def plot_training_curves(
+    epochs: Sequence[EpochLog], metrics: dict[str, dict[str, dict[str, dict[str, float]]]], path: Path
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [e.epoch for e in epochs]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(xs, [e.train_loss for e in epochs], marker="o")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("train loss (full softmax CE)")
+    ax1.set_title("Transformer training loss")
+    ax2.plot(xs, [e.valid_ndcg10 for e in epochs], marker="o", label="transformer")
+    for name, style in (("item-cf", "--"), ("popularity", ":")):
+        ax2.axhline(metrics["valid"]["full"][name]["NDCG@10"], linestyle=style, color="gray", label=name)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("validation NDCG@10 (full ranking)")
+    ax2.set_title("Validation NDCG@10")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def metrics_table(
+    metrics: dict[str, dict[str, dict[str, dict[str, float]]]], split: str, protocol: str
+) -> list[list[str]]:
+    """Rows ``[model, HR@5, NDCG@5, ...]`` formatted to 4 decimals."""
+    return [
+        [model, *(f"{metrics[split][protocol][model][m]:.4f}" for m in TABLE_METRICS)]
+        for model in MODELS
+        if model in metrics[split][protocol]
+    ]
+
+
+def render_report(
+    ds: Dataset,
+    config: TrainConfig,
+    metrics: dict[str, dict[str, dict[str, dict[str, float]]]],
+    training_log: dict[str, Any],
+    export_report: dict[str, Any],
+) -> str:
+    lines = [
+        f"# shoprec training report: {ds.name}",
+        "",
+        f"Dataset: `{ds.source}` ({ds.fmt}), {ds.n_users} users, {ds.n_items} items, "
+        f"{ds.n_interactions} interactions. Leave-one-out split.",
+        f"Transformer: {json.dumps(config.to_dict())}",
+        f"Best epoch {training_log['best_epoch']} (valid NDCG@10 {training_log['best_valid_ndcg10']:.4f}), "
+        f"stopped by {training_log['stopped_by']}; training {training_log['train_seconds']} s, "
+        f"whole run {training_log['total_seconds']} s.",
+        "",
+    ]
+    for split in ("test", "valid"):
+        for protocol in PROTOCOLS:
+            label = " (inflated: target vs 99 sampled negatives)" if protocol == "sampled" else ""
+            lines += [f"## {split}, {protocol} ranking{label}", ""]
+            lines.append("| model | " + " | ".join(TABLE_METRICS) + " |")
+            lines.append("|---" * (len(TABLE_METRICS) + 1) + "|")
+            lines += ["| " + " | ".join(row) + " |" for row in metrics_table(metrics, split, protocol)]
+            lines.append("")
+    lines += ["## ONNX export", ""]
+    lines += [f"- {k}: {v:.6g}" if isinstance(v, float) else f"- {k}: {v}" for k, v in export_report.items()]
+    lines.append("")
+    return "\n".join(lines)

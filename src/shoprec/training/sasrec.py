@@ -1,0 +1,115 @@
+"""SASRec-style causal Transformer over item sequences, trained with full softmax cross-entropy.
+
+Item tokens are internal item indices + 1; token 0 is padding. Sequences are left-padded so that the
+most recent item is always at the last position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    n_items: int
+    hidden: int = 64
+    blocks: int = 2
+    heads: int = 1
+    max_len: int = 50
+    dropout: float = 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Block(nn.Module):
+    """Pre-norm Transformer block: causal self-attention then a position-wise feed-forward network."""
+
+    def __init__(self, cfg: SASRecConfig) -> None:
+        super().__init__()
+        self.heads = cfg.heads
+        self.ln1 = nn.LayerNorm(cfg.hidden, eps=1e-8)
+        self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
+        self.proj = nn.Linear(cfg.hidden, cfg.hidden)
+        self.ln2 = nn.LayerNorm(cfg.hidden, eps=1e-8)
+        self.ff1 = nn.Linear(cfg.hidden, cfg.hidden)
+        self.ff2 = nn.Linear(cfg.hidden, cfg.hidden)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.attn_dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        h = self.ln1(x)
+        q, k, v = self.qkv(h).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.attn_dropout if self.training else 0.0
+        )
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(B, L, D)))
+        h = self.ln2(x)
+        return x + self.drop(self.ff2(self.drop(F.gelu(self.ff1(h)))))
+
+
+class SASRec(nn.Module):
+    """Causal self-attentive sequential recommender with tied input/output item embeddings."""
+
+    def __init__(self, cfg: SASRecConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.item_emb = nn.Embedding(cfg.n_items + 1, cfg.hidden, padding_idx=0)
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.hidden)
+        self.emb_drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.blocks))
+        self.ln_out = nn.LayerNorm(cfg.hidden, eps=1e-8)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=m.embedding_dim**-0.5)
+
+    def encode(self, seq: torch.Tensor) -> torch.Tensor:
+        """Hidden state at every position: ``seq`` [B, L] tokens → [B, L, hidden]."""
+        L = seq.shape[1]
+        valid = seq > 0
+        x = self.item_emb(seq) * (self.cfg.hidden**0.5)
+        x = x + self.pos_emb.weight[-L:].unsqueeze(0)
+        x = self.emb_drop(x) * valid.unsqueeze(-1)
+        # Causal mask; padded keys hidden, but every query sees itself so no row is fully masked.
+        causal = torch.ones(L, L, dtype=torch.bool, device=seq.device).tril()
+        eye = torch.eye(L, dtype=torch.bool, device=seq.device)
+        mask = (causal & valid.unsqueeze(1)) | eye
+        mask = mask.unsqueeze(1)  # [B, 1, L, L] broadcast over heads
+        for block in self.blocks:
+            x = block(x, mask) * valid.unsqueeze(-1)
+        return self.ln_out(x)
+
+    def item_table(self) -> torch.Tensor:
+        """Output item embeddings [n_items, hidden] (row i = internal item i)."""
+        return self.item_emb.weight[1:]
+
+    def last_state(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.encode(seq)[:, -1, :]
+
+    def score_all(self, seq: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for the next position: [B, n_items]."""
+        return self.last_state(seq) @ self.item_table().T
+
+    def forward(self, seq: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Scores of candidate tokens [B, C] for the next item after ``seq`` [B, L] (the ONNX graph)."""
+        h = self.last_state(seq)
+        return torch.einsum("bd,bcd->bc", h, self.item_emb(candidates))
+
+    def loss(self, seq: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Full softmax cross-entropy over all items at every non-padded position."""
+        h = self.encode(seq)
+        m = target > 0
+        logits = h[m] @ self.item_table().T
+        return F.cross_entropy(logits, target[m] - 1)
