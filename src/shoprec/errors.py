@@ -47,3 +47,28 @@ class CorruptBundleError(ArtifactError):
         self.path = str(path)
         self.file = file
         super().__init__(f"{self.path}: {message}")
+
+
+class NotFoundError(ShopRecError):
+    """A requested user, item or resource does not exist."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class InvalidInputError(ShopRecError):
+    """Request data that passed schema validation but is semantically wrong (e.g. unknown item ids)."""
+
+    def __init__(self, message: str, *, field: str | None = None, values: list[str] | None = None) -> None:
+        self.field = field
+        self.values = values or []
+        super().__init__(message)
+
+
+class BackendUnavailableError(ShopRecError):
+    """A backing service (state store, cache, artifact store) failed or timed out."""
+
+
+class RankerUnavailableError(BackendUnavailableError):
+    """The ranking backend failed or exceeded its latency budget; callers fall back to recall scores."""

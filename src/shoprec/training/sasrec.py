@@ -74,6 +74,9 @@ class SASRec(nn.Module):
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, std=m.embedding_dim**-0.5)
+            if m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
 
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
         """Hidden state at every position: ``seq`` [B, L] tokens → [B, L, hidden]."""

@@ -1,0 +1,55 @@
+# shoprec — the two commands a newcomer needs are `make run` and `make test`; each sets itself up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA_ROOT ?= $(abspath ../shared/data)
+ARTIFACTS ?= artifacts/scientific
+PORT ?= 8000
+export SHOPREC_DATA_ROOT ?= $(DATA_ROOT)
+
+.PHONY: venv run test lint unit integration e2e bench eval-beauty clean
+
+# The venv is rebuilt only when pyproject.toml changes; torch comes from the pinned CPU wheel.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[train,cli,dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+$(ARTIFACTS)/manifest.json: | $(STAMP)
+	$(VENV)/bin/shoprec train --dataset amazon-scientific --out $(ARTIFACTS)
+
+run: $(STAMP) $(ARTIFACTS)/manifest.json
+	$(VENV)/bin/shoprec serve --artifacts $(ARTIFACTS) --port $(PORT)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests sagemaker functions
+	$(VENV)/bin/ruff format --check src tests sagemaker functions
+	$(VENV)/bin/mypy
+
+test: $(STAMP) lint
+	$(VENV)/bin/pytest -q --timeout=900 tests
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q tests/unit
+
+integration: $(STAMP)
+	$(VENV)/bin/pytest -q tests/integration
+
+e2e: $(STAMP)
+	$(VENV)/bin/pytest -q tests/e2e
+
+# Full default training on the Amazon Beauty benchmark, then the evaluation the published table uses.
+eval-beauty: $(STAMP)
+	$(VENV)/bin/shoprec train --dataset amazon-beauty/sequences.txt --out bench-results/beauty --threads 2
+	$(VENV)/bin/shoprec evaluate bench-results/beauty --dataset amazon-beauty/sequences.txt --protocol full --json
+	$(VENV)/bin/shoprec evaluate bench-results/beauty --dataset amazon-beauty/sequences.txt --protocol sampled --json
+
+bench: eval-beauty
+
+clean:
+	rm -rf $(VENV) artifacts bench-results .pytest_cache .mypy_cache .ruff_cache

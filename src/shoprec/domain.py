@@ -1,0 +1,62 @@
+"""Domain types of the online path: events, candidates and ranked results. No I/O here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
+"""Ids in the API: 1..128 characters of a safe alphabet (letters, digits and ``_ . : @ -``)."""
+
+MAX_RECENT_ITEMS = 50
+"""How many of a user's most recent items the state store keeps (the ranker reads at most this many)."""
+
+
+class EventType(StrEnum):
+    VIEW = "view"
+    CLICK = "click"
+    CART = "cart"
+    PURCHASE = "purchase"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One user interaction. ``event_id`` makes ingestion idempotent: a repeated id is applied once."""
+
+    event_id: str
+    user_id: str
+    item_id: str
+    type: EventType
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """Outcome of applying a batch of events to the user-state store."""
+
+    applied: int
+    duplicates: int
+    users: frozenset[str] = frozenset()
+
+
+@dataclass
+class Candidate:
+    """An item found by recall: internal item index, merged score and the channels that found it."""
+
+    item: int
+    score: float
+    channels: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    """One entry of a response list."""
+
+    item_id: str
+    score: float
+    channels: tuple[str, ...]
+    reason: str
+    title: str | None = None

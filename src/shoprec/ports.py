@@ -1,0 +1,77 @@
+"""Ports: the interfaces the services depend on. Adapters under ``shoprec.adapters`` implement them.
+
+Nothing above the adapters imports boto3, redis or sqlite3; tests swap in other implementations through
+the composition root (``shoprec.container``), never by patching modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from shoprec.domain import ApplyResult, Event
+
+
+@runtime_checkable
+class UserStateStore(Protocol):
+    """Each user's most recent item ids (oldest first, at most ``MAX_RECENT_ITEMS``) and seen event ids."""
+
+    def recent_items(self, user_id: str) -> list[str]:
+        """The user's recent item ids, oldest first; ``[]`` for an unknown user."""
+        ...
+
+    def apply_events(self, events: Sequence[Event]) -> ApplyResult:
+        """Append the events' items to their users' sequences, atomically per user.
+
+        Idempotent by ``event_id``: an event already applied (in an earlier call or earlier in the same
+        batch) is counted as a duplicate and changes nothing. Events of one user are applied in
+        timestamp order (stable), and the sequence is truncated to the most recent items.
+        """
+        ...
+
+    def delete_user(self, user_id: str) -> bool:
+        """Remove the user's state and stored events; ``True`` if there was anything to remove."""
+        ...
+
+    def describe(self) -> str:
+        """Backend name for /v1/health, e.g. ``sqlite:///path`` or ``dynamodb://table``."""
+        ...
+
+
+@runtime_checkable
+class Cache(Protocol):
+    """A byte cache with TTLs and tags (a tag groups the entries of one user for invalidation)."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def set(self, key: str, value: bytes, ttl_seconds: float, *, tags: Sequence[str] = ()) -> None: ...
+
+    def invalidate_tag(self, tag: str) -> int:
+        """Drop every entry stored with ``tag``; returns how many were dropped (best effort)."""
+        ...
+
+    def describe(self) -> str: ...
+
+
+@runtime_checkable
+class Ranker(Protocol):
+    """Scores candidate items for a user's recent items with the sequence model."""
+
+    def score(self, history: Sequence[str], candidates: Sequence[str], *, timeout_s: float) -> list[float]:
+        """One score per candidate (same order). ``history`` and ``candidates`` are dataset item ids.
+
+        Raises ``RankerUnavailableError`` when the backend fails or the timeout passes.
+        """
+        ...
+
+    def describe(self) -> str: ...
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """Where bundles live. ``local_path`` returns a verified local folder (downloading when remote)."""
+
+    def local_path(self) -> Path: ...
+
+    def describe(self) -> str: ...

@@ -1,0 +1,255 @@
+"""Recall channels: each finds a few hundred candidate items for a user's recent items, with a reason.
+
+A channel is anything with a ``name`` and ``recall(context, n)`` (:class:`RecallChannel`); the
+recommendation service asks each configured channel for its quota and merges the lists
+(:mod:`shoprec.recall.merge`).  Channels honour :meth:`RecallContext.allowed_mask`, so filters and the
+exclusion of seen items happen *before* the budget is spent, not after.
+
+Scores are each channel's own scale (item-CF similarity sums, dot products, interaction counts); the
+merge normalises them.  Candidates come back best first, ties broken by the smaller item index.
+
+Serving code: numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from shoprec.catalog import BoolArray, CatalogIndex, IntArray
+from shoprec.domain import Candidate
+from shoprec.recall.itemcf import DEFAULT_DECAY, DEFAULT_MAX_HISTORY, ItemCFNeighbours
+
+FloatArray = npt.NDArray[np.float32]
+
+ITEMCF = "itemcf"
+EMBEDDING = "embedding"
+POPULARITY = "popularity"
+
+
+@dataclass(frozen=True, eq=False)
+class RecallContext:
+    """What recall knows about a request.
+
+    ``recent``: the user's recent item indices, oldest first (may be empty: cold start).
+    ``query``: the search query, if any.  ``allowed``: bool mask over all items that may be returned
+    (filters), ``None`` for all.  ``exclude``: item indices never to return (e.g. the seen items).
+    """
+
+    recent: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    query: str | None = None
+    allowed: BoolArray | None = None
+    exclude: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def allowed_mask(self, n_items: int) -> BoolArray | None:
+        """``allowed`` with ``exclude`` removed; ``None`` when every item may be returned."""
+        if self.allowed is None and self.exclude.size == 0:
+            return None
+        mask = np.ones(n_items, dtype=np.bool_) if self.allowed is None else self.allowed.copy()
+        mask[self.exclude] = False
+        return mask
+
+
+class RecallChannel(Protocol):
+    """A named source of candidates."""
+
+    @property
+    def name(self) -> str: ...
+
+    def recall(self, context: RecallContext, n: int) -> list[Candidate]:
+        """At most ``n`` candidates allowed by ``context``, best first, each with ``channels=[name]``."""
+        ...
+
+
+class VectorIndex(Protocol):
+    """Maximum inner product search over the item table; an ANN index can replace the exact one."""
+
+    def search(
+        self,
+        query_vec: npt.NDArray[np.floating],
+        n: int,
+        exclude: IntArray | None = None,
+        *,
+        allowed: BoolArray | None = None,
+    ) -> tuple[IntArray, FloatArray]:
+        """The ``n`` items with the largest ``item · query_vec`` among ``allowed`` minus ``exclude``,
+        best first, ties by the smaller index."""
+        ...
+
+
+def top_n(scores: npt.NDArray[np.floating], n: int, mask: BoolArray | None = None) -> IntArray:
+    """Indices of the ``n`` largest ``scores`` within ``mask``, by (-score, index).  Uses a partial sort,
+    so it costs O(len(scores)) plus O(n log n)."""
+    idx = np.flatnonzero(mask) if mask is not None else np.arange(scores.size, dtype=np.int64)
+    if n <= 0 or idx.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    vals = scores[idx]
+    if idx.size > n:
+        # Keep everything tied with the n-th value so that the index tie-break below is exact.
+        kth = np.partition(vals, idx.size - n)[idx.size - n]
+        keep = vals >= kth
+        idx, vals = idx[keep], vals[keep]
+    order = np.lexsort((idx, -vals))[:n]
+    return idx[order].astype(np.int64, copy=False)
+
+
+class ExactDotProductIndex:
+    """Brute-force inner products against the whole item table (4k x 64 floats: tens of microseconds)."""
+
+    def __init__(self, vectors: npt.ArrayLike) -> None:
+        table = np.ascontiguousarray(vectors, dtype=np.float32)
+        if table.ndim != 2:
+            raise ValueError(f"vectors must be 2-D [n_items, d], got shape {table.shape}")
+        self.vectors = table
+
+    def search(
+        self,
+        query_vec: npt.NDArray[np.floating],
+        n: int,
+        exclude: IntArray | None = None,
+        *,
+        allowed: BoolArray | None = None,
+    ) -> tuple[IntArray, FloatArray]:
+        scores = self.vectors @ np.asarray(query_vec, dtype=np.float32)
+        mask = allowed
+        if exclude is not None and exclude.size:
+            mask = np.ones(scores.size, dtype=np.bool_) if mask is None else mask.copy()
+            mask[exclude] = False
+        idx = top_n(scores, n, mask)
+        return idx, scores[idx]
+
+
+class ItemCFChannel:
+    """Item-CF neighbours of the recent items, scored by :meth:`ItemCFNeighbours.score_histories`.
+
+    The reason names the recent item that contributes most to the candidate's score
+    ("because you viewed Digital Caliper 6 inch").
+    """
+
+    name = ITEMCF
+
+    def __init__(
+        self,
+        itemcf: ItemCFNeighbours,
+        catalog: CatalogIndex,
+        *,
+        max_history: int = DEFAULT_MAX_HISTORY,
+        decay: float = DEFAULT_DECAY,
+    ) -> None:
+        self.itemcf = itemcf
+        self.catalog = catalog
+        self.max_history = max_history
+        self.decay = decay
+
+    def recall(self, context: RecallContext, n: int) -> list[Candidate]:
+        recent = context.recent
+        if recent.size == 0 or n <= 0:
+            return []
+        scores = self.itemcf.score_histories(
+            [recent], self.catalog.n_items, max_history=self.max_history, decay=self.decay
+        )[0]
+        positive = scores > 0
+        mask = context.allowed_mask(scores.size)
+        idx = top_n(scores, n, positive if mask is None else positive & mask)
+        if idx.size == 0:
+            return []
+        source = self.attribute(recent, idx)
+        reasons = {int(h): f"because you viewed {self.catalog.short_title(int(h))}" for h in set(source)}
+        return [
+            Candidate(item=int(i), score=float(scores[i]), channels=[self.name], reason=reasons[int(h)])
+            for i, h in zip(idx, source, strict=True)
+        ]
+
+    def attribute(self, recent: IntArray, items: IntArray) -> IntArray:
+        """For each of ``items``, the recent item contributing most to its score (ties: the most recent).
+
+        Same weights as ``score_histories``: ``decay ** age`` over the last ``max_history`` items, summed
+        over repeated occurrences.
+        """
+        hist = recent[-self.max_history :][::-1].tolist()  # most recent first: argmax keeps the newest
+        weights = self.decay ** np.arange(len(hist), dtype=np.float64)
+        row = {h: r for r, h in enumerate(dict.fromkeys(hist))}
+        uniq = np.fromiter(row, dtype=np.int64, count=len(row))
+        item_weight = np.bincount([row[h] for h in hist], weights=weights, minlength=uniq.size)
+        nb_idx = self.itemcf.indices[uniq]  # [U, k]
+        nb_val = self.itemcf.scores[uniq].astype(np.float64) * item_weight[:, None]
+        contrib = np.zeros((uniq.size, self.catalog.n_items), dtype=np.float64)
+        rows = np.broadcast_to(np.arange(uniq.size)[:, None], nb_idx.shape)
+        valid = nb_idx >= 0
+        contrib[rows[valid], nb_idx[valid]] = nb_val[valid]
+        return uniq[np.argmax(contrib[:, items], axis=0)].astype(np.int64, copy=False)
+
+
+class EmbeddingChannel:
+    """Items whose embedding is closest (dot product) to a recency-weighted mean of the last few recent
+    items' embeddings.  The vectors are the Transformer's item table, so this channel finds items the
+    ranker will also like, including ones item-CF never saw together."""
+
+    name = EMBEDDING
+
+    def __init__(
+        self,
+        embeddings: npt.ArrayLike,
+        catalog: CatalogIndex,
+        *,
+        index: VectorIndex | None = None,
+        last: int = 5,
+        decay: float = 0.7,
+    ) -> None:
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self.catalog = catalog
+        self.index: VectorIndex = index if index is not None else ExactDotProductIndex(self.embeddings)
+        self.last = last
+        self.decay = decay
+
+    def query_vector(self, recent: IntArray) -> npt.NDArray[np.float32]:
+        """Weighted mean of the last ``last`` recent embeddings, weight ``decay ** age`` (0 = newest)."""
+        tail = recent[-self.last :]
+        weights = (self.decay ** np.arange(tail.size - 1, -1, -1)).astype(np.float32)
+        vec = weights @ self.embeddings[tail] / weights.sum()
+        return vec.astype(np.float32, copy=False)
+
+    def recall(self, context: RecallContext, n: int) -> list[Candidate]:
+        if context.recent.size == 0 or n <= 0:
+            return []
+        idx, scores = self.index.search(
+            self.query_vector(context.recent), n, context.exclude, allowed=context.allowed
+        )
+        reason = "similar to items you viewed"
+        return [
+            Candidate(item=int(i), score=float(s), channels=[self.name], reason=reason)
+            for i, s in zip(idx, scores, strict=True)
+        ]
+
+
+class PopularityChannel:
+    """The most interacted-with items: the cold-start list and a small share of every other list."""
+
+    name = POPULARITY
+
+    def __init__(self, popularity: npt.ArrayLike, catalog: CatalogIndex) -> None:
+        pop = np.asarray(popularity, dtype=np.float32)
+        if pop.shape != (catalog.n_items,):
+            raise ValueError(f"popularity has shape {pop.shape}, expected ({catalog.n_items},)")
+        self.popularity = pop
+        self.catalog = catalog
+        # Global order by (-popularity, index), computed once; a request only filters it.
+        self._order = np.lexsort((np.arange(pop.size), -pop)).astype(np.int64)
+        self._reasons = [
+            f"popular in {leaf}" if (leaf := catalog.leaf_category(i)) else "popular now"
+            for i in range(catalog.n_items)
+        ]
+
+    def recall(self, context: RecallContext, n: int) -> list[Candidate]:
+        if n <= 0:
+            return []
+        mask = context.allowed_mask(self.catalog.n_items)
+        order = self._order if mask is None else self._order[mask[self._order]]
+        return [
+            Candidate(item=i, score=float(self.popularity[i]), channels=[self.name], reason=self._reasons[i])
+            for i in order[:n].tolist()
+        ]
+

@@ -1,0 +1,1 @@
+"""Application services: one per use case; handlers and routes call exactly one of them."""
