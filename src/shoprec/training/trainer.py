@@ -35,6 +35,8 @@ class TrainConfig:
     max_epochs: int = 200
     patience: int = 5
     max_minutes: float = 12.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
     seed: int = 42
     threads: int = 0  # 0: torch's default
 
@@ -128,15 +130,24 @@ def train_sasrec(
     t0 = time.perf_counter()
     budget = config.max_minutes * 60.0
     epoch_seconds = 0.0
+    planned_epochs = config.max_epochs
     for epoch in range(start_epoch, config.max_epochs + 1):
-        if epoch > start_epoch and time.perf_counter() - t0 + epoch_seconds > budget:
-            result.stopped_by = "time budget"
-            break
+        elapsed = time.perf_counter() - t0
+        if epoch > start_epoch:
+            if elapsed + epoch_seconds > budget:
+                result.stopped_by = "time budget"
+                break
+            # The learning-rate schedule decays over the epochs that fit into the time budget, so a
+            # large catalogue still ends its run at a small learning rate instead of being cut mid-way.
+            planned_epochs = min(config.max_epochs, epoch - 1 + int((budget - elapsed) // epoch_seconds))
         te = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=gen)
         total = 0.0
         for b in range(n_batches):
+            step = (epoch - 1) * n_batches + b
+            for group in opt.param_groups:
+                group["lr"] = config.lr * lr_factor(step, planned_epochs * n_batches, config)
             idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
             loss = model.loss(inputs[idx], targets[idx])
             opt.zero_grad(set_to_none=True)
@@ -149,7 +160,7 @@ def train_sasrec(
         with torch.no_grad():
             score = validate(model)
         log = EpochLog(epoch, total / max(n_batches, 1), score, time.perf_counter() - te)
-        epoch_seconds = log.seconds
+        epoch_seconds = max(epoch_seconds, log.seconds)
         result.epochs.append(log)
         if score > result.best_valid_ndcg10:
             result.best_valid_ndcg10, result.best_epoch, bad_epochs = score, epoch, 0
@@ -169,6 +180,15 @@ def train_sasrec(
     model.eval()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def lr_factor(step: int, total_steps: int, config: TrainConfig) -> float:
+    """Linear warm-up for ``warmup_steps``, then cosine decay to ``min_lr_ratio`` at ``total_steps``."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    span = max(total_steps - config.warmup_steps, 1)
+    progress = min((step - config.warmup_steps) / span, 1.0)
+    return config.min_lr_ratio + (1.0 - config.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _save_checkpoint(

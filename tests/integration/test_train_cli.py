@@ -1,0 +1,96 @@
+"""`shoprec train` then `shoprec evaluate` on the real Amazon Scientific catalogue (briefly trained)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("torch")
+
+from shoprec.artifacts.bundle import CATALOG, ITEM_IDS, RANKER_ONNX, load_bundle
+from shoprec.cli import app
+
+pytestmark = [pytest.mark.train, pytest.mark.slow]
+
+TINY = ["--hidden", "16", "--max-epochs", "2", "--patience", "1", "--threads", "2"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, scientific_dir: Path) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("train") / "bundle"
+    result = CliRunner().invoke(app, ["train", "--dataset", str(scientific_dir), "--out", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_train_writes_a_verified_bundle_with_reports(trained: tuple[Path, str]) -> None:
+    out, output = trained
+    bundle = load_bundle(out)
+    names = {f.name for f in bundle.manifest.files}
+    expected = {ITEM_IDS, RANKER_ONNX, "ranker.int8.onnx", CATALOG, "report.md", "training_curves.png"}
+    assert expected <= names
+    assert bundle.n_items == 4344
+    assert bundle.catalog is not None
+    assert bundle.catalog["0"]["title"]
+    assert bundle.manifest.dataset["n_users"] == 8317
+    assert bundle.manifest.hyperparameters["transformer"]["hidden"] == 16
+    assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    export = bundle.manifest.extra["export"]
+    assert export["parity_max_abs_diff"] <= 1e-4
+    report = (out / "report.md").read_text()
+    for model in ("popularity", "item-cf", "transformer"):
+        assert f"| {model} |" in report
+    assert "test, full ranking" in report
+    assert "sampled ranking (inflated" in report
+    assert "item-cf" in output
+    assert "NDCG@10" in output
+
+
+def test_item_cf_beats_popularity_on_real_data(trained: tuple[Path, str]) -> None:
+    metrics = load_bundle(trained[0]).manifest.metrics["test"]["full"]
+    assert metrics["item-cf"]["NDCG@10"] > 2 * metrics["popularity"]["NDCG@10"]
+
+
+@pytest.mark.parametrize("protocol", ["full", "sampled"])
+def test_evaluate_json_reproduces_the_training_metrics(
+    trained: tuple[Path, str], scientific_dir: Path, protocol: str
+) -> None:
+    out, _ = trained
+    result = CliRunner().invoke(
+        app, ["evaluate", str(out), "--dataset", str(scientific_dir), "--protocol", protocol, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert payload["protocol"] == protocol
+    assert payload["users"] == 8317
+    expected = load_bundle(out).manifest.metrics["test"][protocol]["transformer"]
+    # The ONNX graph scores what torch scored during training.
+    assert payload["metrics"]["NDCG@10"] == pytest.approx(expected["NDCG@10"], abs=1e-3)
+    assert payload["metrics"]["HR@10"] == pytest.approx(expected["HR@10"], abs=2e-3)
+
+
+def test_evaluate_refuses_a_corrupted_bundle(
+    trained: tuple[Path, str], scientific_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained[0], copy)
+    with (copy / "popularity.npy").open("r+b") as f:
+        f.seek(-1, 2)
+        f.write(b"\x00" if f.read(1) != b"\x00" else b"\x01")
+    result = CliRunner().invoke(app, ["evaluate", str(copy), "--dataset", str(scientific_dir)])
+    assert result.exit_code == 2
+    assert "popularity.npy" in result.output
+
+
+def test_train_reports_a_bad_dataset_path_clearly(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["train", "--dataset", str(tmp_path / "nope"), "--out", str(tmp_path / "b")]
+    )
+    assert result.exit_code == 2
+    assert "nope" in result.output
+    assert not (tmp_path / "b").exists()
