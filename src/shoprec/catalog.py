@@ -65,12 +65,12 @@ class CatalogIndex:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> CatalogIndex:
-        """Index ``bundle.item_ids`` with the metadata of ``bundle.catalog`` (items without any get blanks)."""
+        """Index ``bundle.item_ids`` with ``bundle.catalog`` (items without metadata get blanks)."""
         return cls.build(bundle.item_ids, bundle.catalog or {})
 
     @classmethod
     def build(cls, item_ids: Sequence[str], catalog: Mapping[str, Mapping[str, Any]]) -> CatalogIndex:
-        """Index ``item_ids`` (position = item index) with rows ``{title, brand, categories, description}``."""
+        """Index ``item_ids`` (position = index) with rows ``{title, brand, categories, description}``."""
         ids = list(item_ids)
         titles: list[str] = []
         brands: list[str] = []

@@ -156,11 +156,11 @@ class ItemCFChannel:
         idx = top_n(scores, n, positive if mask is None else positive & mask)
         if idx.size == 0:
             return []
-        source = self.attribute(recent, idx)
-        reasons = {int(h): f"because you viewed {self.catalog.short_title(int(h))}" for h in set(source)}
+        source = self.attribute(recent, idx).tolist()
+        reasons = {h: f"because you viewed {self.catalog.short_title(h)}" for h in set(source)}
         return [
-            Candidate(item=int(i), score=float(scores[i]), channels=[self.name], reason=reasons[int(h)])
-            for i, h in zip(idx, source, strict=True)
+            Candidate(item=i, score=s, channels=[self.name], reason=reasons[h])
+            for i, s, h in zip(idx.tolist(), scores[idx].tolist(), source, strict=True)
         ]
 
     def attribute(self, recent: IntArray, items: IntArray) -> IntArray:
@@ -176,11 +176,15 @@ class ItemCFChannel:
         item_weight = np.bincount([row[h] for h in hist], weights=weights, minlength=uniq.size)
         nb_idx = self.itemcf.indices[uniq]  # [U, k]
         nb_val = self.itemcf.scores[uniq].astype(np.float64) * item_weight[:, None]
-        contrib = np.zeros((uniq.size, self.catalog.n_items), dtype=np.float64)
-        rows = np.broadcast_to(np.arange(uniq.size)[:, None], nb_idx.shape)
-        valid = nb_idx >= 0
-        contrib[rows[valid], nb_idx[valid]] = nb_val[valid]
-        return uniq[np.argmax(contrib[:, items], axis=0)].astype(np.int64, copy=False)
+        column = np.full(self.catalog.n_items, -1, dtype=np.int64)
+        column[items] = np.arange(items.size)
+        cols = np.where(nb_idx >= 0, column[nb_idx], -1)
+        valid = cols >= 0
+        rows = np.broadcast_to(np.arange(uniq.size)[:, None], cols.shape)
+        contrib = np.zeros((uniq.size, items.size), dtype=np.float64)
+        contrib[rows[valid], cols[valid]] = nb_val[valid]
+        best: IntArray = uniq[np.argmax(contrib, axis=0)]
+        return best
 
 
 class EmbeddingChannel:
@@ -209,8 +213,8 @@ class EmbeddingChannel:
         """Weighted mean of the last ``last`` recent embeddings, weight ``decay ** age`` (0 = newest)."""
         tail = recent[-self.last :]
         weights = (self.decay ** np.arange(tail.size - 1, -1, -1)).astype(np.float32)
-        vec = weights @ self.embeddings[tail] / weights.sum()
-        return vec.astype(np.float32, copy=False)
+        vec: npt.NDArray[np.float32] = (weights @ self.embeddings[tail]) / weights.sum()
+        return vec
 
     def recall(self, context: RecallContext, n: int) -> list[Candidate]:
         if context.recent.size == 0 or n <= 0:
@@ -220,8 +224,8 @@ class EmbeddingChannel:
         )
         reason = "similar to items you viewed"
         return [
-            Candidate(item=int(i), score=float(s), channels=[self.name], reason=reason)
-            for i, s in zip(idx, scores, strict=True)
+            Candidate(item=i, score=s, channels=[self.name], reason=reason)
+            for i, s in zip(idx.tolist(), scores.tolist(), strict=True)
         ]
 
 
@@ -238,7 +242,7 @@ class PopularityChannel:
         self.catalog = catalog
         # Global order by (-popularity, index), computed once; a request only filters it.
         self._order = np.lexsort((np.arange(pop.size), -pop)).astype(np.int64)
-        self._reasons = [
+        self.reasons = [
             f"popular in {leaf}" if (leaf := catalog.leaf_category(i)) else "popular now"
             for i in range(catalog.n_items)
         ]
@@ -248,8 +252,8 @@ class PopularityChannel:
             return []
         mask = context.allowed_mask(self.catalog.n_items)
         order = self._order if mask is None else self._order[mask[self._order]]
+        top = order[:n]
         return [
-            Candidate(item=i, score=float(self.popularity[i]), channels=[self.name], reason=self._reasons[i])
-            for i in order[:n].tolist()
+            Candidate(item=i, score=s, channels=[self.name], reason=self.reasons[i])
+            for i, s in zip(top.tolist(), self.popularity[top].tolist(), strict=True)
         ]
-

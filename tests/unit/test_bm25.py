@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests.unit.fakes import make_catalog
+
+from shoprec.catalog import CatalogIndex
+from shoprec.search.bm25 import Bm25Search, tokenize
+
+CATALOG = make_catalog()
+SEARCH = Bm25Search.build(CATALOG)
+
+
+def ids(idx: np.ndarray) -> list[str]:
+    return [CATALOG.item_ids[i] for i in idx]
+
+
+def test_tokenize_lowercases_drops_stopwords_and_folds_plurals() -> None:
+    assert tokenize("The Glass Beakers of a LAB") == ["glass", "beaker", "lab"]
+    assert tokenize("calipers gas bus axis x 6 1.75mm") == ["caliper", "gas", "bus", "axis", "75mm"]
+
+
+def test_title_match_beats_description_match() -> None:
+    idx, scores = SEARCH.search("beaker", 10)
+    # p2, p3 have "beaker" in the title; p4 only in its description.
+    assert set(ids(idx)[:2]) == {"p2", "p3"}
+    assert ids(idx)[2:] == ["p4"]
+    assert np.all(np.diff(scores) <= 0)
+
+
+def test_more_query_words_matched_ranks_higher() -> None:
+    idx, _ = SEARCH.search("glass beaker", 10)
+    assert ids(idx)[0] == "p2"
+
+
+def test_brand_and_category_fields_are_searched() -> None:
+    assert ids(SEARCH.search("hatchbox", 10)[0]) == ["p5", "p6"]
+    assert set(ids(SEARCH.search("duct", 10)[0])) == {"p9"}
+    assert set(ids(SEARCH.search("adhesives", 10)[0])) == {"p9", "p10"}  # category path only
+
+
+def test_mask_filters_the_results() -> None:
+    idx, _ = SEARCH.search("filament", 10, mask=CATALOG.mask_for(brand="esun"))
+    assert set(ids(idx)) == {"p7", "p8"}
+    idx, _ = SEARCH.search("filament", 2)
+    assert len(idx) == 2
+
+
+def test_match_returns_every_matching_item_best_first_for_facets() -> None:
+    idx, scores = SEARCH.match("glass beaker")
+    assert set(ids(idx)) == {"p2", "p3", "p4"}
+    assert np.all(np.diff(scores) <= 0)
+    assert CATALOG.facet_counts(idx) == {
+        "brand": {"SEOH": 2, "Karter Scientific": 1},
+        "category": {"Beakers": 2, "Cylinders": 1},
+    }
+
+
+def test_queries_without_known_words_match_nothing() -> None:
+    for q in ("", "the of and", "zeppelin"):
+        idx, scores = SEARCH.search(q, 10)
+        assert idx.size == 0
+        assert scores.size == 0
+        assert SEARCH.match(q)[0].size == 0
+
+
+def test_field_weights_are_configurable_and_validated() -> None:
+    titles_only = Bm25Search.build(CATALOG, weights={"title": 1.0, "description": 0.0})
+    assert set(ids(titles_only.search("beaker", 10)[0])) == {"p2", "p3"}
+    with pytest.raises(ValueError, match="unknown search fields"):
+        Bm25Search.build(CATALOG, weights={"colour": 1.0})
+    with pytest.raises(ValueError, match=">= 0"):
+        Bm25Search.build(CATALOG, weights={"title": -1.0})
+
+
+def test_a_catalogue_without_text_builds_and_matches_nothing() -> None:
+    empty = CatalogIndex.build(["a", "b"], {})
+    search = Bm25Search.build(empty)
+    assert search.search("anything", 5)[0].size == 0

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.unit.fakes import make_bundle, make_catalog
+
+from shoprec.recall.channels import (
+    EmbeddingChannel,
+    ExactDotProductIndex,
+    ItemCFChannel,
+    PopularityChannel,
+    RecallContext,
+    top_n,
+)
+
+BUNDLE = make_bundle()
+CATALOG = make_catalog(BUNDLE)
+
+
+def ctx(*recent: int, exclude: tuple[int, ...] = (), allowed: np.ndarray | None = None) -> RecallContext:
+    return RecallContext(
+        recent=np.asarray(recent, dtype=np.int64),
+        exclude=np.asarray(exclude, dtype=np.int64),
+        allowed=allowed,
+    )
+
+
+# --- top_n ------------------------------------------------------------------------------------------
+
+
+def test_top_n_orders_by_score_then_smaller_index() -> None:
+    scores = np.array([1.0, 3.0, 3.0, 0.5, 3.0], dtype=np.float32)
+    assert top_n(scores, 3).tolist() == [1, 2, 4]
+    assert top_n(scores, 2, np.array([True, False, True, True, True])).tolist() == [2, 4]
+    assert top_n(scores, 0).tolist() == []
+    assert top_n(scores, 10).tolist() == [1, 2, 4, 0, 3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 5), min_size=0, max_size=40),
+    st.integers(0, 45),
+    st.integers(0, 2**32 - 1),
+)
+def test_top_n_equals_a_full_sort(values: list[int], n: int, seed: int) -> None:
+    scores = np.asarray(values, dtype=np.float32)
+    mask = np.random.default_rng(seed).random(scores.size) < 0.7
+    expected = sorted(np.flatnonzero(mask).tolist(), key=lambda i: (-scores[i], i))[:n]
+    assert top_n(scores, n, mask).tolist() == expected
+
+
+# --- item-CF ----------------------------------------------------------------------------------------
+
+
+def test_itemcf_returns_neighbours_of_recent_items_with_score_histories_scores() -> None:
+    channel = ItemCFChannel(BUNDLE.itemcf, CATALOG)
+    cands = channel.recall(ctx(0), 10)
+    expected = BUNDLE.itemcf.score_histories([np.array([0])], 12)[0]
+    assert [c.item for c in cands] == [1, 9, 2, 10]
+    assert [c.score for c in cands] == pytest.approx([float(expected[c.item]) for c in cands])
+    assert all(c.channels == ["itemcf"] for c in cands)
+    assert cands[0].reason == "because you viewed Digital Caliper 6 inch"
+
+
+def test_itemcf_reason_names_the_most_contributing_recent_item() -> None:
+    channel = ItemCFChannel(BUNDLE.itemcf, CATALOG)
+    by_item = {c.item: c.reason for c in channel.recall(ctx(0, 5), 20)}
+    assert by_item[6] == "because you viewed PLA Filament Black"  # neighbour of p5 only
+    assert by_item[1] == "because you viewed Digital Caliper 6 inch"  # neighbour of p0 only
+
+
+def test_itemcf_attribution_prefers_the_most_recent_item_on_ties() -> None:
+    channel = ItemCFChannel(BUNDLE.itemcf, CATALOG, decay=1.0)
+    # p2 and p3 both list p4 with a positive similarity; with no decay the larger similarity wins,
+    # and the same item twice counts twice.
+    sims = {int(j): float(s) for j, s in zip(*BUNDLE.itemcf.similar(2), strict=True)}
+    sims3 = {int(j): float(s) for j, s in zip(*BUNDLE.itemcf.similar(3), strict=True)}
+    expected = 2 if sims[4] > sims3[4] else 3
+    assert channel.attribute(np.array([2, 3]), np.array([4])).tolist() == [expected]
+    assert channel.attribute(np.array([0, 0]), np.array([1])).tolist() == [0]
+
+
+def test_itemcf_honours_exclusions_and_the_allowed_mask() -> None:
+    channel = ItemCFChannel(BUNDLE.itemcf, CATALOG)
+    allowed = CATALOG.mask_for(category="Lab")
+    cands = channel.recall(ctx(0, 2, exclude=(0, 2), allowed=allowed), 10)
+    assert sorted(c.item for c in cands) == [3, 4]  # p1, p9, p10 are neighbours too, but not lab items
+
+
+def test_itemcf_without_history_or_budget_returns_nothing() -> None:
+    channel = ItemCFChannel(BUNDLE.itemcf, CATALOG)
+    assert channel.recall(ctx(), 10) == []
+    assert channel.recall(ctx(0), 0) == []
+    assert channel.recall(ctx(11), 10) == []  # p11 has no neighbours
+
+
+# --- embeddings -------------------------------------------------------------------------------------
+
+
+def test_embedding_query_is_a_recency_weighted_mean_of_the_last_items() -> None:
+    channel = EmbeddingChannel(BUNDLE.item_embeddings, CATALOG, last=2, decay=0.5)
+    emb = BUNDLE.item_embeddings
+    vec = channel.query_vector(np.array([7, 0, 5]))
+    np.testing.assert_allclose(vec, (0.5 * emb[0] + 1.0 * emb[5]) / 1.5, rtol=1e-6)
+
+
+def test_embedding_channel_ranks_by_dot_product_and_excludes_seen() -> None:
+    channel = EmbeddingChannel(BUNDLE.item_embeddings, CATALOG)
+    cands = channel.recall(ctx(5, 6, exclude=(5, 6)), 3)
+    query = channel.query_vector(np.array([5, 6]))
+    dots = BUNDLE.item_embeddings @ query
+    dots[[5, 6]] = -np.inf
+    assert [c.item for c in cands] == np.argsort(-dots)[:3].tolist()
+    assert cands[0].item in (7, 8)  # the other filaments are closest
+    assert all(c.reason == "similar to items you viewed" and c.channels == ["embedding"] for c in cands)
+
+
+def test_exact_index_respects_exclude_and_allowed() -> None:
+    index = ExactDotProductIndex(np.eye(4, dtype=np.float32))
+    idx, scores = index.search(np.array([0.1, 0.4, 0.3, 0.2]), 2)
+    assert idx.tolist() == [1, 2]
+    assert scores.tolist() == pytest.approx([0.4, 0.3])
+    idx, _ = index.search(np.array([0.1, 0.4, 0.3, 0.2]), 2, np.array([1]))
+    assert idx.tolist() == [2, 3]
+    idx, _ = index.search(np.array([0.1, 0.4, 0.3, 0.2]), 5, allowed=np.array([True, False, False, True]))
+    assert idx.tolist() == [3, 0]
+
+
+# --- popularity -------------------------------------------------------------------------------------
+
+
+def test_popularity_orders_by_count_then_index_with_category_reasons() -> None:
+    channel = PopularityChannel(BUNDLE.popularity, CATALOG)
+    cands = channel.recall(ctx(), 4)
+    pop = BUNDLE.popularity
+    expected = sorted(range(12), key=lambda i: (-pop[i], i))[:4]
+    assert [c.item for c in cands] == expected
+    assert cands[0].reason == f"popular in {CATALOG.leaf_category(expected[0])}"
+    assert channel.reasons[11] == "popular now"
+
+
+def test_popularity_respects_filters_and_exclusions() -> None:
+    channel = PopularityChannel(BUNDLE.popularity, CATALOG)
+    allowed = CATALOG.mask_for(category="Lab")
+    cands = channel.recall(ctx(exclude=(2,), allowed=allowed), 10)
+    assert sorted(c.item for c in cands) == [3, 4]
+
+
+def test_popularity_rejects_a_vector_of_the_wrong_size() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        PopularityChannel(np.ones(3), CATALOG)
