@@ -16,7 +16,9 @@ pytestmark = pytest.mark.train
 
 # Ten users who all walk the same chain 0 → 1 → 2 → ... : next-item prediction is learnable.
 CHAIN = [np.arange(i % 3, i % 3 + 6, dtype=np.int64) for i in range(10)]
-TINY = TrainConfig(hidden=16, blocks=1, heads=1, max_len=6, dropout=0.0, lr=0.01, batch_size=4, seed=1)
+TINY = TrainConfig(
+    hidden=16, blocks=1, heads=1, max_len=6, dropout=0.0, lr=0.01, batch_size=4, seed=1, warmup_steps=3
+)
 
 
 def test_training_windows_shift_targets_by_one_and_left_pad() -> None:
@@ -72,3 +74,24 @@ def test_resumes_from_the_last_checkpoint(tmp_path: Path) -> None:
     # Epochs 1-2 come from the checkpoint; only 3 and 4 ran now.
     assert [e.epoch for e in resumed.epochs] == [1, 2, 3, 4]
     assert resumed.epochs[0] == first.epochs[0]
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor() -> None:
+    from shoprec.training.trainer import lr_factor
+
+    cfg = TrainConfig(warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_factor(0, 110, cfg) == pytest.approx(0.1)
+    assert lr_factor(9, 110, cfg) == pytest.approx(1.0)
+    assert lr_factor(60, 110, cfg) == pytest.approx(0.55)  # half-way through the cosine
+    assert lr_factor(110, 110, cfg) == pytest.approx(0.1)
+    assert lr_factor(500, 110, cfg) == pytest.approx(0.1)
+
+
+def test_length_buckets_cover_every_sequence_once_with_similar_lengths() -> None:
+    from shoprec.training.trainer import length_buckets
+
+    lengths = torch.tensor([1, 50, 2, 49, 3, 48, 1, 50])
+    batches = length_buckets(lengths, 2, torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(batches).tolist()) == list(range(8))
+    spreads = [int(lengths[b].max() - lengths[b].min()) for b in batches]
+    assert max(spreads) <= 3

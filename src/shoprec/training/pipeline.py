@@ -79,8 +79,11 @@ class TrainReport:
 
 def torch_scorer(model: SASRec, max_len: int) -> Scorer:
     def score(histories: Sequence[np.ndarray]) -> np.ndarray:
+        # Drop the all-padding columns on the left: a batch is only as wide as its longest history.
+        width = max(1, min(max_len, max(len(h) for h in histories)))
+        tokens = torch.from_numpy(left_pad(histories, max_len)[:, -width:])
         with torch.no_grad():
-            return model.score_all(torch.from_numpy(left_pad(histories, max_len))).numpy()
+            return model.score_all(tokens).numpy()
 
     return score
 

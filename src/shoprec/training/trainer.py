@@ -115,6 +115,7 @@ def train_sasrec(
     model = SASRec(config.model_config(n_items))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     inputs, targets = training_windows(train, config.max_len)
+    lengths = (inputs > 0).sum(dim=1)
     n = inputs.shape[0]
     n_batches = math.ceil(n / config.batch_size)
     result = TrainResult(model=model, best_epoch=0, best_valid_ndcg10=-1.0)
@@ -142,14 +143,14 @@ def train_sasrec(
             planned_epochs = min(config.max_epochs, epoch - 1 + int((budget - elapsed) // epoch_seconds))
         te = time.perf_counter()
         model.train()
-        perm = torch.randperm(n, generator=gen)
         total = 0.0
-        for b in range(n_batches):
+        for b, idx in enumerate(length_buckets(lengths, config.batch_size, gen)):
             step = (epoch - 1) * n_batches + b
             for group in opt.param_groups:
                 group["lr"] = config.lr * lr_factor(step, planned_epochs * n_batches, config)
-            idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
-            loss = model.loss(inputs[idx], targets[idx])
+            # Sequences are left-padded, so columns left of the batch's longest sequence are all padding.
+            width = int(lengths[idx].max())
+            loss = model.loss(inputs[idx, -width:], targets[idx, -width:])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -180,6 +181,20 @@ def train_sasrec(
     model.eval()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def length_buckets(lengths: torch.Tensor, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Batches of sequences of similar length, in random order.
+
+    Most users have short histories; grouping them lets a batch skip the padding columns, which would
+    otherwise cost attention, dropout and feed-forward work. A random jitter of a few positions changes
+    the batch composition every epoch.
+    """
+    jitter = torch.rand(lengths.shape[0], generator=gen) * 3.0
+    order = torch.argsort(lengths.to(torch.float32) + jitter)
+    batches = list(torch.split(order, batch_size))
+    shuffle = torch.randperm(len(batches), generator=gen).tolist()
+    return [batches[i] for i in shuffle]
 
 
 def lr_factor(step: int, total_steps: int, config: TrainConfig) -> float:
