@@ -35,23 +35,24 @@ HIDDEN = 16
 MAX_LEN = 20
 
 
-def data_root() -> Path:
-    """``$SHOPREC_DATA_ROOT`` or the repository's sibling ``shared/data`` folder."""
+def default_dataset_dir() -> Path:
+    """Amazon Scientific under ``$SHOPREC_DATA_ROOT`` or the repository's sibling ``shared/data``."""
     env = os.environ.get("SHOPREC_DATA_ROOT")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+    root = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+    return root / SCIENTIFIC
 
 
 def build_bundle(
     out_dir: Path,
     *,
-    root: Path | None = None,
+    dataset_dir: Path | None = None,
     hidden: int = HIDDEN,
     max_len: int = MAX_LEN,
     seed: int = 0,
     with_catalog: bool = True,
 ) -> Manifest:
-    """Write a bundle for Amazon Scientific to ``out_dir`` and return its manifest."""
-    ds = load_dataset((root or data_root()) / SCIENTIFIC)
+    """Write a bundle for Amazon Scientific (or ``dataset_dir``) to ``out_dir`` and return its manifest."""
+    ds = load_dataset(dataset_dir or default_dataset_dir())
     history = leave_one_out(ds).train_with_valid()
     popularity = fit_popularity(history, ds.n_items)
     itemcf = fit_itemcf(history, ds.n_items)

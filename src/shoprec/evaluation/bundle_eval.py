@@ -61,8 +61,9 @@ def bundle_scorer(bundle: Bundle, model: str) -> tuple[Scorer, int]:
             raise ArtifactError(f"{bundle.path}: manifest extra.ranker.max_len is missing")
         name = RANKER_ONNX if model == "transformer" else RANKER_INT8_ONNX
         ranker = OnnxRanker(bundle.file(name), n_items=n, max_len=int(ranker_info["max_len"]))
-        # score_all gathers [batch, n_items, hidden] candidate embeddings: keep batches small.
-        return ranker.score_all, max(1, min(256, 4_000_000 // max(n, 1)))
+        # score_all gathers [batch, n_items, hidden] float32 candidate embeddings: keep that near 64 MB.
+        hidden = int(bundle.item_embeddings.shape[1])
+        return ranker.score_all, max(1, min(256, 16_000_000 // max(n * hidden, 1)))
     if model == "item-cf":
         return (lambda histories: bundle.itemcf.score_histories(histories, n)), 256
     return PopularityRecall(bundle.popularity).score_histories, 256

@@ -1,0 +1,96 @@
+"""The ``Ranker`` port in process: the bundle's ONNX ranker run by onnxruntime on dataset item ids."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from shoprec.artifacts.bundle import RANKER_ONNX, Bundle
+from shoprec.errors import ArtifactError, RankerUnavailableError
+from shoprec.ranking.onnx_ranker import OnnxRanker
+
+log = logging.getLogger(__name__)
+
+Instance = tuple[Sequence[str], Sequence[str]]
+"""One scoring request: (history item ids, oldest first; candidate item ids)."""
+
+
+class LocalOnnxRanker:
+    """Scores candidates with :class:`shoprec.ranking.onnx_ranker.OnnxRanker`, translating item ids.
+
+    History ids the bundle does not know are skipped (new items are simply not part of the model's
+    vocabulary); unknown candidate ids raise ``ValueError``, because a score for them would be invented.
+
+    ``timeout_s`` is not enforced: an onnxruntime call cannot be interrupted, and on the request thread
+    the score is ready the moment the budget could be checked. The latency is measured and an overrun is
+    logged; the scores are still returned and the caller decides whether it is too late to use them.
+    """
+
+    def __init__(self, bundle: Bundle, threads: int = 1) -> None:
+        ranker_cfg = bundle.manifest.extra.get("ranker")
+        max_len = ranker_cfg.get("max_len") if isinstance(ranker_cfg, dict) else None
+        if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 1:
+            raise ArtifactError(
+                f"{bundle.path}: manifest field 'extra.ranker.max_len' must be a positive integer, "
+                f"got {max_len!r}"
+            )
+        self.max_len = max_len
+        self.model_version = bundle.model_version
+        self._model_path = bundle.file(RANKER_ONNX)
+        self._ranker = OnnxRanker(self._model_path, n_items=bundle.n_items, max_len=max_len, threads=threads)
+        self._index = {item_id: i for i, item_id in enumerate(bundle.item_ids)}
+
+    def unknown_items(self, item_ids: Sequence[str]) -> list[str]:
+        """The ids in ``item_ids`` that are not in the bundle (each once, in first-seen order)."""
+        return list(dict.fromkeys(i for i in item_ids if i not in self._index))
+
+    def score(self, history: Sequence[str], candidates: Sequence[str], *, timeout_s: float) -> list[float]:
+        start = time.perf_counter()
+        scores = self.score_many([(history, candidates)])[0]
+        elapsed = time.perf_counter() - start
+        if elapsed > timeout_s:
+            log.warning(
+                "ranker took %.1f ms for %d candidates, over its %.1f ms budget",
+                elapsed * 1000,
+                len(candidates),
+                timeout_s * 1000,
+            )
+        return scores
+
+    def score_many(self, instances: Sequence[Instance]) -> list[list[float]]:
+        """Scores for several (history, candidates) pairs in one onnxruntime call.
+
+        Candidate lists are padded to the longest with item 0 and the padding cut off again; a score
+        depends only on its own history and candidate, so padding never changes a result.
+        """
+        if not instances:
+            return []
+        histories = [
+            np.fromiter((self._index[i] for i in history if i in self._index), dtype=np.int64)
+            for history, _ in instances
+        ]
+        rows = [self._candidate_indices(candidates) for _, candidates in instances]
+        width = max(len(r) for r in rows)
+        if width == 0:
+            return [[] for _ in instances]
+        matrix = np.zeros((len(rows), width), dtype=np.int64)
+        for b, row in enumerate(rows):
+            matrix[b, : len(row)] = row
+        try:
+            scores = self._ranker.score(histories, matrix)
+        except Exception as exc:  # onnxruntime's own exception types do not share a narrower base
+            raise RankerUnavailableError(f"{self.describe()}: inference failed: {exc}") from exc
+        return [scores[b, : len(row)].tolist() for b, row in enumerate(rows)]
+
+    def describe(self) -> str:
+        return f"onnxruntime://{self._model_path}"
+
+    def _candidate_indices(self, candidates: Sequence[str]) -> list[int]:
+        unknown = self.unknown_items(candidates)
+        if unknown:
+            shown = ", ".join(unknown[:10]) + (f" (+{len(unknown) - 10} more)" if len(unknown) > 10 else "")
+            raise ValueError(f"unknown candidate item ids: {shown}")
+        return [self._index[i] for i in candidates]

@@ -1,0 +1,157 @@
+"""User state in an embedded sqlite database: the single-machine implementation of ``UserStateStore``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from shoprec.adapters import plan_events
+from shoprec.domain import MAX_RECENT_ITEMS, ApplyResult, Event
+from shoprec.errors import BackendUnavailableError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS user_items (
+    user_id    TEXT PRIMARY KEY,
+    items      TEXT NOT NULL,  -- JSON list of item ids, oldest first
+    updated_at REAL NOT NULL   -- unix seconds
+);
+CREATE TABLE IF NOT EXISTS applied_events (
+    event_id   TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    applied_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS applied_events_by_user ON applied_events (user_id);
+"""
+
+_SELECT_ITEMS = "SELECT items FROM user_items WHERE user_id = ?"
+_INSERT_EVENT = "INSERT OR IGNORE INTO applied_events (event_id, user_id, applied_at) VALUES (?, ?, ?)"
+_UPSERT_ITEMS = (
+    "INSERT INTO user_items (user_id, items, updated_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (user_id) DO UPDATE SET items = excluded.items, updated_at = excluded.updated_at"
+)
+
+BUSY_TIMEOUT_MS = 5_000
+"""How long a writer waits for another writer's transaction before the store reports itself unavailable."""
+
+
+class SqliteUserStateStore:
+    """Users' recent items and applied event ids in a sqlite file (WAL mode).
+
+    Every thread gets its own connection (FastAPI runs sync routes in a thread pool and sqlite connections
+    must not be shared across threads); WAL lets readers proceed while one writer holds the lock, and each
+    ``apply_events`` call is one ``BEGIN IMMEDIATE`` transaction, so a batch is applied entirely or not
+    at all, also across processes sharing the file.
+
+    Event ids are unique across users here (the primary key is the event id alone).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._conn()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise BackendUnavailableError(f"{self.describe()}: cannot open the database: {exc}") from exc
+
+    def recent_items(self, user_id: str) -> list[str]:
+        try:
+            row = self._conn().execute(_SELECT_ITEMS, (user_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"{self.describe()}: read failed: {exc}") from exc
+        return list(json.loads(row[0])) if row else []
+
+    def apply_events(self, events: Sequence[Event]) -> ApplyResult:
+        plan = plan_events(events)
+        applied = 0
+        duplicates = plan.duplicates_in_batch
+        changed: set[str] = set()
+        now = time.time()
+        with self._transaction() as conn:
+            for user_id, user_events in plan.by_user.items():
+                new_items: list[str] = []
+                for event in user_events:
+                    cur = conn.execute(_INSERT_EVENT, (event.event_id, user_id, now))
+                    if cur.rowcount == 0:
+                        duplicates += 1
+                    else:
+                        new_items.append(event.item_id)
+                if not new_items:
+                    continue
+                row = conn.execute(_SELECT_ITEMS, (user_id,)).fetchone()
+                items = (json.loads(row[0]) if row else []) + new_items
+                conn.execute(_UPSERT_ITEMS, (user_id, json.dumps(items[-MAX_RECENT_ITEMS:]), now))
+                applied += len(new_items)
+                changed.add(user_id)
+        return ApplyResult(applied=applied, duplicates=duplicates, users=frozenset(changed))
+
+    def delete_user(self, user_id: str) -> bool:
+        with self._transaction() as conn:
+            states = conn.execute("DELETE FROM user_items WHERE user_id = ?", (user_id,)).rowcount
+            events = conn.execute("DELETE FROM applied_events WHERE user_id = ?", (user_id,)).rowcount
+        return states + events > 0
+
+    def describe(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def close(self) -> None:
+        """Close every thread's connection (the store is unusable afterwards)."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: no implicit transactions, so BEGIN IMMEDIATE below is the only one.
+            # check_same_thread=False only so that close() may close it; otherwise one thread uses it.
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # Durable enough with WAL (a power loss may drop the last commits, never corrupt the file).
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = self._conn()
+            # IMMEDIATE takes the write lock up front: two writers cannot both read the old sequence and
+            # then race to write it back.
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"{self.describe()}: cannot start a transaction: {exc}") from exc
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            raise BackendUnavailableError(f"{self.describe()}: write failed: {exc}") from exc
+        except BaseException:
+            _rollback(conn)
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            raise BackendUnavailableError(f"{self.describe()}: commit failed: {exc}") from exc
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # sqlite may already have rolled back on its own (e.g. after SQLITE_FULL); that is not a second error.
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
