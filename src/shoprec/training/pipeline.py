@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -173,9 +173,7 @@ def run_training(
                     n,
                     protocol,  # type: ignore[arg-type]
                     ks=KS,
-                    progress=lambda d, t, s=split_name, p=protocol, m=model_name: ui.progress(
-                        f"{s}/{p}/{m}", d, t
-                    ),
+                    progress=_progress_to(ui, f"{split_name}/{protocol}/{model_name}"),
                 )
                 metrics.setdefault(split_name, {}).setdefault(protocol, {})[model_name] = res.metrics
 
@@ -232,6 +230,10 @@ def run_training(
         total_seconds=time.perf_counter() - t_start,
         extra=export_report,
     )
+
+
+def _progress_to(ui: TrainingUI, task: str) -> Callable[[int, int], None]:
+    return lambda done, total: ui.progress(task, done, total)
 
 
 def _cf_scorer(cf: ItemCFNeighbours, n_items: int) -> Scorer:

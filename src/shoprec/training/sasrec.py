@@ -51,7 +51,8 @@ class _Block(nn.Module):
         )
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(B, L, D)))
         h = self.ln2(x)
-        return x + self.drop(self.ff2(self.drop(F.gelu(self.ff1(h)))))
+        out: torch.Tensor = x + self.drop(self.ff2(self.drop(F.gelu(self.ff1(h)))))
+        return out
 
 
 class SASRec(nn.Module):
@@ -92,7 +93,8 @@ class SASRec(nn.Module):
         mask = mask.unsqueeze(1)  # [B, 1, L, L] broadcast over heads
         for block in self.blocks:
             x = block(x, mask) * valid.unsqueeze(-1)
-        return self.ln_out(x)
+        out: torch.Tensor = self.ln_out(x)
+        return out
 
     def item_table(self) -> torch.Tensor:
         """Output item embeddings [n_items, hidden] (row i = internal item i)."""

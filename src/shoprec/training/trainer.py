@@ -152,11 +152,12 @@ def train_sasrec(
             width = int(lengths[idx].max())
             loss = model.loss(inputs[idx, -width:], targets[idx, -width:])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
-            total += float(loss.detach())
+            loss_value = float(loss.detach())
+            total += loss_value
             if on_batch is not None:
-                on_batch(epoch, b + 1, n_batches, float(loss))
+                on_batch(epoch, b + 1, n_batches, loss_value)
         model.eval()
         with torch.no_grad():
             score = validate(model)
