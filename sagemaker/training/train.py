@@ -22,8 +22,8 @@ for candidate in (HERE / "src", HERE.parents[1] / "src"):
         sys.path.insert(0, str(candidate))
         break
 
+from shoprec.training.config import TrainConfig  # noqa: E402
 from shoprec.training.pipeline import CURVES_PNG, METRICS_JSON, REPORT_MD, TRAINING_LOG, run_training  # noqa: E402
-from shoprec.training.trainer import TrainConfig  # noqa: E402
 
 REPORT_FILES = (REPORT_MD, METRICS_JSON, TRAINING_LOG, CURVES_PNG)
 

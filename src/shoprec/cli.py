@@ -13,12 +13,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from shoprec.errors import ShopRecError
+from shoprec.training.config import TrainConfig
 
 if TYPE_CHECKING:
+    from shoprec.container import Container
     from shoprec.training.trainer import EpochLog
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="shoprec: search and recommendation.")
 console = Console(stderr=True)
+_DEFAULTS = TrainConfig()
 
 DatasetOpt = Annotated[
     str,
@@ -86,25 +89,28 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the artifact bundle into.")],
     fmt: FormatOpt = "auto",
     data_root: DataRootOpt = None,
-    hidden: Annotated[int, typer.Option(help="Transformer hidden size.")] = 64,
-    blocks: Annotated[int, typer.Option(help="Transformer blocks.")] = 2,
-    heads: Annotated[int, typer.Option(help="Attention heads.")] = 1,
-    max_len: Annotated[int, typer.Option(help="Longest history the ranker reads.")] = 50,
-    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.5,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = 128,
-    max_epochs: Annotated[int, typer.Option(help="Upper bound on epochs.")] = 200,
-    patience: Annotated[int, typer.Option(help="Stop after this many epochs without validation gain.")] = 5,
-    max_minutes: Annotated[float, typer.Option(help="Time budget of the Transformer training.")] = 12.0,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
-    threads: Annotated[int, typer.Option(help="Torch threads (0: all cores).")] = 0,
+    hidden: Annotated[int, typer.Option(help="Transformer hidden size.")] = _DEFAULTS.hidden,
+    blocks: Annotated[int, typer.Option(help="Transformer blocks.")] = _DEFAULTS.blocks,
+    heads: Annotated[int, typer.Option(help="Attention heads.")] = _DEFAULTS.heads,
+    max_len: Annotated[int, typer.Option(help="Longest history the ranker reads.")] = _DEFAULTS.max_len,
+    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = _DEFAULTS.dropout,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = _DEFAULTS.lr,
+    batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = _DEFAULTS.batch_size,
+    max_epochs: Annotated[int, typer.Option(help="Upper bound on epochs.")] = _DEFAULTS.max_epochs,
+    patience: Annotated[
+        int, typer.Option(help="Stop after this many epochs without validation gain.")
+    ] = _DEFAULTS.patience,
+    max_minutes: Annotated[
+        float, typer.Option(help="Time budget of the Transformer training.")
+    ] = _DEFAULTS.max_minutes,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = _DEFAULTS.seed,
+    threads: Annotated[int, typer.Option(help="Torch threads (0: all cores).")] = _DEFAULTS.threads,
     checkpoint_dir: Annotated[
         Path | None, typer.Option(help="Save/resume training state here (e.g. for spot instances).")
     ] = None,
 ) -> None:
     """Train popularity, item-CF and the Transformer ranker; evaluate; write the artifact bundle."""
     from shoprec.training.pipeline import metrics_table, run_training
-    from shoprec.training.trainer import TrainConfig
 
     config = TrainConfig(
         hidden=hidden,
@@ -188,6 +194,77 @@ def evaluate(
     for key in keys:
         table.add_row(key, f"{result.metrics[key]:.4f}")
     Console().print(table)
+
+
+@app.command()
+def serve(
+    artifacts: Annotated[
+        str | None, typer.Option(help="Bundle folder or s3://bucket/prefix (default: $SHOPREC_ARTIFACTS).")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 exposes the API).")] = "127.0.0.1",
+    state: Annotated[str | None, typer.Option(help="sqlite:///path or dynamodb://table.")] = None,
+    cache: Annotated[str | None, typer.Option(help="memory://, redis://host:port/db or rediss://...")] = None,
+    ranker: Annotated[
+        str | None, typer.Option(help="onnx, sagemaker://endpoint or http://host:port.")
+    ] = None,
+) -> None:
+    """Serve the REST API with uvicorn; prints ready-to-paste curl commands first."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from shoprec.api.app import create_app
+    from shoprec.container import build_container
+    from shoprec.settings import get_settings
+
+    try:
+        settings = get_settings().overridden(artifacts=artifacts, state=state, cache=cache, ranker=ranker)
+        with console.status("loading the bundle and building the search index"):
+            container = build_container(settings)
+            container.recommendations.warm_up()
+    except (ShopRecError, ValidationError, ValueError) as exc:
+        _fail(exc)
+        return
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    console.print(
+        f"[bold]shoprec[/] model {container.bundle.manifest.short_version} · {container.bundle.n_items} items"
+    )
+    for name, backend in container.backends().items():
+        console.print(f"  {name:<10} {backend}", markup=False, highlight=False, soft_wrap=True)
+    console.print("[bold]try:[/]")
+    for line in _curl_examples(container, base):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    uvicorn.run(create_app(container), host=host, port=port, log_level="info")
+
+
+def _curl_examples(container: Container, base: str) -> list[str]:
+    """curl commands using the bundle's most popular items, so each one returns something real."""
+    import numpy as np
+
+    catalog = container.catalog
+    top = [int(i) for i in np.argsort(-container.bundle.popularity, kind="stable")[:3]]
+    item = catalog.item_ids[top[0]]
+    words = [w for w in catalog.titles[top[0]].split() if w.isalpha() and len(w) > 3]
+    query = (words[0] if words else "glass").lower()
+    events = {
+        "events": [
+            {"event_id": f"demo-{n}", "user_id": "demo-user", "item_id": catalog.item_ids[i], "type": "view"}
+            for n, i in enumerate(top[:2])
+        ]
+    }
+    rank = {"user_id": "demo-user", "item_ids": [catalog.item_ids[i] for i in top]}
+    json_h = "-H 'content-type: application/json'"
+    return [
+        f"curl -s {base}/v1/health",
+        f"curl -s '{base}/v1/recommendations/demo-user?k=5'",
+        f"curl -s {base}/v1/events {json_h} -d '{json.dumps(events)}'",
+        f"curl -s '{base}/v1/recommendations/demo-user?k=5'   # now personalised",
+        f"curl -s '{base}/v1/items/{item}/similar?k=5'",
+        f"curl -s '{base}/v1/search?q={query}&k=5'",
+        f"curl -s {base}/v1/rank {json_h} -d '{json.dumps(rank)}'",
+        f"curl -s -X DELETE {base}/v1/users/demo-user -o /dev/null -w '%{{http_code}}\\n'",
+        f"# OpenAPI UI: {base}/docs",
+    ]
 
 
 def _metric_order(key: str) -> tuple[int, str]:

@@ -9,8 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from shoprec.training.config import TrainConfig  # noqa: E402
 from shoprec.training.sasrec import SASRec  # noqa: E402
-from shoprec.training.trainer import TrainConfig, train_sasrec, training_windows  # noqa: E402
+from shoprec.training.trainer import train_sasrec, training_windows  # noqa: E402
 
 pytestmark = pytest.mark.train
 
@@ -85,13 +86,3 @@ def test_learning_rate_warms_up_then_decays_to_the_floor() -> None:
     assert lr_factor(60, 110, cfg) == pytest.approx(0.55)  # half-way through the cosine
     assert lr_factor(110, 110, cfg) == pytest.approx(0.1)
     assert lr_factor(500, 110, cfg) == pytest.approx(0.1)
-
-
-def test_length_buckets_cover_every_sequence_once_with_similar_lengths() -> None:
-    from shoprec.training.trainer import length_buckets
-
-    lengths = torch.tensor([1, 50, 2, 49, 3, 48, 1, 50])
-    batches = length_buckets(lengths, 2, torch.Generator().manual_seed(0))
-    assert sorted(torch.cat(batches).tolist()) == list(range(8))
-    spreads = [int(lengths[b].max() - lengths[b].min()) for b in batches]
-    assert max(spreads) <= 3

@@ -31,9 +31,10 @@ from shoprec.ranking.onnx_ranker import OnnxRanker
 from shoprec.ranking.tokens import left_pad
 from shoprec.recall.itemcf import ItemCFNeighbours, fit_itemcf
 from shoprec.recall.popularity import PopularityRecall, fit_popularity
+from shoprec.training.config import TrainConfig
 from shoprec.training.export import export_onnx, parity_max_abs_diff, quantize_int8
 from shoprec.training.sasrec import SASRec
-from shoprec.training.trainer import EpochLog, TrainConfig, train_sasrec
+from shoprec.training.trainer import EpochLog, train_sasrec
 
 REPORT_MD = "report.md"
 METRICS_JSON = "metrics.json"

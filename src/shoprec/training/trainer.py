@@ -15,43 +15,10 @@ import numpy.typing as npt
 import torch
 
 from shoprec.ranking.tokens import left_pad
-from shoprec.training.sasrec import SASRec, SASRecConfig
+from shoprec.training.config import TrainConfig
+from shoprec.training.sasrec import SASRec
 
 IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of the Transformer ranker. The defaults are meant to work on any catalogue."""
-
-    hidden: int = 64
-    blocks: int = 2
-    heads: int = 1
-    max_len: int = 50
-    dropout: float = 0.5
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    max_epochs: int = 200
-    patience: int = 5
-    max_minutes: float = 12.0
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.05
-    seed: int = 42
-    threads: int = 0  # 0: torch's default
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def model_config(self, n_items: int) -> SASRecConfig:
-        return SASRecConfig(
-            n_items=n_items,
-            hidden=self.hidden,
-            blocks=self.blocks,
-            heads=self.heads,
-            max_len=self.max_len,
-            dropout=self.dropout,
-        )
 
 
 @dataclass
@@ -144,11 +111,13 @@ def train_sasrec(
         te = time.perf_counter()
         model.train()
         total = 0.0
-        for b, idx in enumerate(length_buckets(lengths, config.batch_size, gen)):
+        perm = torch.randperm(n, generator=gen)
+        for b in range(n_batches):
+            idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
             step = (epoch - 1) * n_batches + b
             for group in opt.param_groups:
                 group["lr"] = config.lr * lr_factor(step, planned_epochs * n_batches, config)
-            # Sequences are left-padded, so columns left of the batch's longest sequence are all padding.
+            # Sequences are left-padded: columns left of the batch's longest sequence are all padding.
             width = int(lengths[idx].max())
             loss = model.loss(inputs[idx, -width:], targets[idx, -width:])
             opt.zero_grad(set_to_none=True)
@@ -182,20 +151,6 @@ def train_sasrec(
     model.eval()
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def length_buckets(lengths: torch.Tensor, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
-    """Batches of sequences of similar length, in random order.
-
-    Most users have short histories; grouping them lets a batch skip the padding columns, which would
-    otherwise cost attention, dropout and feed-forward work. A random jitter of a few positions changes
-    the batch composition every epoch.
-    """
-    jitter = torch.rand(lengths.shape[0], generator=gen) * 3.0
-    order = torch.argsort(lengths.to(torch.float32) + jitter)
-    batches = list(torch.split(order, batch_size))
-    shuffle = torch.randperm(len(batches), generator=gen).tolist()
-    return [batches[i] for i in shuffle]
 
 
 def lr_factor(step: int, total_steps: int, config: TrainConfig) -> float:
