@@ -1,24 +1,141 @@
-"""Settings: one pydantic model read from ``SHOPREC_*`` environment variables, loaded lazily."""
+"""Settings: one pydantic model read from ``SHOPREC_*`` environment variables, loaded lazily.
+
+Backends are DSN-style strings whose prefix picks the adapter (see :mod:`shoprec.container`):
+
+============  =====================================================================================
+``state``     ``sqlite:///path/to/file.db`` · ``dynamodb://table-name``
+``cache``     ``memory://`` · ``redis://host:port/db`` · ``rediss://host:port/db`` (TLS, ElastiCache)
+``ranker``    ``onnx`` (in process) · ``sagemaker://endpoint-name`` · ``http://host:port``
+``artifacts`` a local folder · ``s3://bucket/prefix``
+============  =====================================================================================
+
+Every validator names the field and the accepted forms, so a typo in a Lambda's environment fails the
+cold start with a message that says what to fix.
+"""
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STATE_FORMS: Final = "sqlite:///path or dynamodb://table"
+CACHE_FORMS: Final = "memory://, redis://host:port/db or rediss://host:port/db"
+RANKER_FORMS: Final = "onnx, sagemaker://endpoint-name or http(s)://host:port"
+_NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def _default_cache_dir() -> Path:
+    return Path(tempfile.gettempdir()) / "shoprec-artifacts"
 
 
 class Settings(BaseSettings):
     """Everything configurable at run time. Backends are DSN-style strings chosen by their prefix."""
 
-    model_config = SettingsConfigDict(env_prefix="SHOPREC_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SHOPREC_", extra="ignore", frozen=True)
 
     data_root: Path = Field(
         default=Path("../shared/data"),
         description="Folder that relative --dataset paths are resolved against.",
     )
     artifacts: str = Field(default="artifacts/scientific", description="Bundle folder or s3://bucket/prefix.")
+    artifact_cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Where bundles from S3 are downloaded to (Lambda: under /tmp).",
+    )
+    verify_artifacts: bool = Field(
+        default=True, description="Check every bundle file's sha256 against the manifest when loading."
+    )
+    state: str = Field(
+        default="sqlite:///./shoprec-state.db", description=f"User-state store: {STATE_FORMS}."
+    )
+    cache: str = Field(default="memory://", description=f"Result cache: {CACHE_FORMS}.")
+    cache_max_entries: int = Field(default=10_000, ge=1, description="Capacity of the in-process cache.")
+    ranker: str = Field(default="onnx", description=f"Ranking backend: {RANKER_FORMS}.")
+    ranker_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime threads of the ranker.")
+    latency_budget_ms: float = Field(
+        default=150.0, gt=0, le=30_000, description="Time the ranker may take before recall scores are used."
+    )
+    candidates: int = Field(default=300, ge=1, le=5_000, description="Recall candidates passed to ranking.")
+    cache_ttl_s: float = Field(default=300.0, ge=0, description="How long cached result lists live.")
+    max_body_bytes: int = Field(
+        default=262_144, ge=1_024, description="Largest accepted request body; larger ones get 413."
+    )
+
+    @field_validator("artifacts")
+    @classmethod
+    def _check_artifacts(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("artifacts must be a bundle folder or s3://bucket/prefix, got an empty string")
+        if "://" in value:
+            parts = urlsplit(value)
+            if parts.scheme != "s3":
+                raise ValueError(
+                    f"artifacts: unknown scheme '{parts.scheme}://' in {value!r}; "
+                    "expected a local folder or s3://bucket/prefix"
+                )
+            if not parts.netloc:
+                raise ValueError(f"artifacts: {value!r} names no bucket; expected s3://bucket/prefix")
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _check_state(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith("sqlite:///"):
+            if not value.removeprefix("sqlite:///"):
+                raise ValueError(f"state: {value!r} names no database file; expected {STATE_FORMS}")
+            return value
+        if value.startswith("dynamodb://"):
+            _check_name("state", value.removeprefix("dynamodb://"), value, STATE_FORMS)
+            return value
+        raise ValueError(f"state: unknown backend {value!r}; expected {STATE_FORMS}")
+
+    @field_validator("cache")
+    @classmethod
+    def _check_cache(cls, value: str) -> str:
+        value = value.strip()
+        if value == "memory://":
+            return value
+        if value.startswith(("redis://", "rediss://")):
+            if not urlsplit(value).hostname:
+                raise ValueError(f"cache: {value!r} names no host; expected {CACHE_FORMS}")
+            return value
+        raise ValueError(f"cache: unknown backend {value!r}; expected {CACHE_FORMS}")
+
+    @field_validator("ranker")
+    @classmethod
+    def _check_ranker(cls, value: str) -> str:
+        value = value.strip()
+        if value == "onnx":
+            return value
+        if value.startswith("sagemaker://"):
+            _check_name("ranker", value.removeprefix("sagemaker://"), value, RANKER_FORMS)
+            return value
+        if value.startswith(("http://", "https://")):
+            if not urlsplit(value).hostname:
+                raise ValueError(f"ranker: {value!r} names no host; expected {RANKER_FORMS}")
+            return value
+        raise ValueError(f"ranker: unknown backend {value!r}; expected {RANKER_FORMS}")
+
+    def overridden(self, **changes: object) -> Settings:
+        """A validated copy with ``changes`` applied (``None`` values are ignored), e.g. from CLI flags."""
+        data = self.model_dump()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return Settings.model_validate(data)
+
+
+def _check_name(field: str, name: str, value: str, forms: str) -> None:
+    if not name or not set(name) <= _NAME_CHARS:
+        raise ValueError(
+            f"{field}: {value!r} needs a name of letters, digits, '-', '_' or '.'; expected {forms}"
+        )
 
 
 @lru_cache(maxsize=1)

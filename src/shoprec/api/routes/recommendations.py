@@ -1,0 +1,87 @@
+"""Read endpoints: recommendations for a user, similar items, search and ranking of given items."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from shoprec.api.errors import PROBLEM_RESPONSES, TOO_LARGE_RESPONSE, problem_doc
+from shoprec.api.routes.deps import (
+    BrandQuery,
+    CategoryQuery,
+    ItemIdPath,
+    KQuery,
+    RecommendationsDep,
+    RequestIdDep,
+    UserIdPath,
+    list_response,
+)
+from shoprec.api.schemas import (
+    MAX_QUERY_CHARS,
+    Facets,
+    Id,
+    ListResponse,
+    RankRequest,
+    SearchResponse,
+)
+from shoprec.observability import record_result
+
+router = APIRouter(tags=["recommendations"], responses=PROBLEM_RESPONSES)
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Unknown item id")}
+
+
+@router.get("/recommendations/{user_id}", response_model=ListResponse)
+def recommendations(
+    user_id: UserIdPath,
+    service: RecommendationsDep,
+    request_id: RequestIdDep,
+    k: KQuery = 10,
+    category: CategoryQuery = None,
+    brand: BrandQuery = None,
+    exclude_seen: Annotated[bool, Query(description="Leave out items the user interacted with.")] = True,
+) -> ListResponse:
+    """The ``k`` best items for the user; an unknown user gets cold-start (popular) items."""
+    result = service.recommend(user_id, k, category=category, brand=brand, exclude_seen=exclude_seen)
+    record_result("recommend", result)
+    return list_response(result, request_id)
+
+
+@router.get("/items/{item_id}/similar", response_model=ListResponse, responses=_NOT_FOUND)
+def similar(
+    item_id: ItemIdPath, service: RecommendationsDep, request_id: RequestIdDep, k: KQuery = 10
+) -> ListResponse:
+    """Items similar to ``item_id`` (often bought together, then close in embedding space)."""
+    result = service.similar(item_id, k)
+    record_result("similar", result)
+    return list_response(result, request_id)
+
+
+@router.get("/search", response_model=SearchResponse)
+def search(
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Keywords.")],
+    service: RecommendationsDep,
+    request_id: RequestIdDep,
+    user_id: Annotated[Id | None, Query(description="Personalise the order for this user.")] = None,
+    k: KQuery = 10,
+    category: CategoryQuery = None,
+    brand: BrandQuery = None,
+) -> SearchResponse:
+    """Keyword search with brand and category facets over every match of ``q``."""
+    result = service.search(q, user_id=user_id, k=k, category=category, brand=brand)
+    record_result("search", result)
+    base = list_response(result, request_id)
+    facets = result.facets or {}
+    return SearchResponse(
+        **base.model_dump(),
+        facets=Facets(brand=facets.get("brand", {}), category=facets.get("category", {})),
+    )
+
+
+@router.post("/rank", response_model=ListResponse, responses=TOO_LARGE_RESPONSE)
+def rank(body: RankRequest, service: RecommendationsDep, request_id: RequestIdDep) -> ListResponse:
+    """The given items ordered for the user, best first (unknown ids → 422 listing them)."""
+    result = service.rank(body.user_id, body.item_ids)
+    record_result("rank", result)
+    return list_response(result, request_id)

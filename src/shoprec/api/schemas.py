@@ -1,0 +1,140 @@
+"""Request and response bodies of the REST API v1 (pydantic models; they also define the OpenAPI schema).
+
+Limits live here as constants so the routes, the SQS ingest handler and the docs agree on them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shoprec.domain import ID_PATTERN, Event, EventType, RankedItem
+
+MAX_K: Final = 100
+MAX_QUERY_CHARS: Final = 200
+MAX_FILTER_CHARS: Final = 200
+MAX_EVENTS: Final = 100
+MAX_RANK_ITEMS: Final = 300
+
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN.pattern, min_length=1, max_length=128)]
+"""A user, item or event id: 1..128 characters of letters, digits and ``_ . : @ -``."""
+
+
+class _Request(BaseModel):
+    # Unknown fields are rejected so that a typo ("item_Ids") fails loudly instead of being ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(_Request):
+    """One interaction as clients send it."""
+
+    event_id: Id = Field(description="Client-chosen id; a repeated id is applied once (idempotency).")
+    user_id: Id
+    item_id: Id
+    type: EventType = Field(description="view | click | cart | purchase")
+    timestamp: datetime | None = Field(
+        default=None, description="ISO-8601; without an offset it is taken as UTC; absent means now."
+    )
+
+    def to_domain(self, now: datetime) -> Event:
+        ts = self.timestamp or now
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+        return Event(
+            event_id=self.event_id, user_id=self.user_id, item_id=self.item_id, type=self.type, timestamp=ts
+        )
+
+
+class EventsRequest(_Request):
+    """``POST /v1/events``: 1..100 events, applied all together or (on unknown items) not at all."""
+
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+    def to_domain(self, now: datetime | None = None) -> list[Event]:
+        """Domain events; events without a timestamp get ``now`` (default: the current UTC time)."""
+        at = now or datetime.now(UTC)
+        return [e.to_domain(at) for e in self.events]
+
+
+class RankRequest(_Request):
+    """``POST /v1/rank``: items to order for a user (duplicates are dropped)."""
+
+    user_id: Id
+    item_ids: list[Id] = Field(min_length=1, max_length=MAX_RANK_ITEMS)
+
+
+class Envelope(BaseModel):
+    """Fields every successful response carries."""
+
+    model_version: str = Field(description="Content hash of the artifact bundle that served the request.")
+    request_id: str = Field(description="API Gateway request id, the caller's X-Request-Id, or generated.")
+    degraded: bool = Field(description="True when a fallback was used (e.g. ranker timeout → recall scores).")
+
+
+class ListItem(BaseModel):
+    item_id: str
+    score: float
+    channels: list[str] = Field(description="Recall channels that found the item (itemcf, embedding, …).")
+    reason: str = Field(description="Why the item is shown, for display.")
+    title: str | None = None
+
+    @classmethod
+    def of(cls, item: RankedItem) -> ListItem:
+        return cls(
+            item_id=item.item_id,
+            score=item.score,
+            channels=list(item.channels),
+            reason=item.reason,
+            title=item.title,
+        )
+
+
+class ListResponse(Envelope):
+    items: list[ListItem]
+    cached: bool = Field(default=False, description="Served from the result cache.")
+
+
+class Facets(BaseModel):
+    brand: dict[str, int] = Field(description="Matches per brand (largest counts first).")
+    category: dict[str, int] = Field(description="Matches per most specific category.")
+
+
+class SearchResponse(ListResponse):
+    facets: Facets
+
+
+class EventsResponse(Envelope):
+    applied: int = Field(description="Events stored now.")
+    duplicates: int = Field(description="Events whose event_id was already applied (nothing changed).")
+
+
+class Health(Envelope):
+    status: Literal["ok"] = "ok"
+    artifact_created_at: str = Field(description="When the bundle was written (manifest created_at).")
+    artifact_age_s: float = Field(description="Seconds since artifact_created_at.")
+    n_items: int
+    backends: dict[str, str] = Field(
+        description="describe() of each backend: artifacts, state, cache, ranker."
+    )
+
+
+class FieldError(BaseModel):
+    field: str = Field(
+        description="The offending field: a parameter name or a body path like events[3].item_id."
+    )
+    message: str
+    values: list[str] | None = Field(default=None, description="Offending values, e.g. unknown item ids.")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str
+    errors: list[FieldError] = Field(default_factory=list)

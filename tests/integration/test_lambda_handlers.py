@@ -1,0 +1,374 @@
+"""The Lambda handlers with events shaped as AWS sends them, against a real container: the Amazon
+Scientific bundle, sqlite state in a temporary folder, the in-process cache and the ONNX ranker.
+
+Handler modules are loaded by file path (``functions/`` is not a package); every test loads a fresh copy,
+which is exactly what a new Lambda execution environment does.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
+from shoprec.artifacts.bundle import Bundle
+from shoprec.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """The attributes of the Lambda runtime's context object that Powertools and Mangum read."""
+
+    function_name: str = "shoprec-api"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:shoprec-api"
+    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def load_handler(name: str) -> ModuleType:
+    path = ROOT / "functions" / name / "handler.py"
+    spec = importlib.util.spec_from_file_location(f"shoprec_function_{name}_{uuid.uuid4().hex}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def env(bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Settings of a fresh execution environment (as the function's environment variables would be)."""
+    state_db = tmp_path / "state.db"
+    monkeypatch.setenv("SHOPREC_ARTIFACTS", str(bundle_dir))
+    monkeypatch.setenv("SHOPREC_STATE", f"sqlite:///{state_db}")
+    monkeypatch.setenv("SHOPREC_CACHE", "memory://")
+    monkeypatch.setenv("SHOPREC_RANKER", "onnx")
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    get_settings.cache_clear()
+    yield state_db
+    get_settings.cache_clear()
+
+
+def rest_v1_event(
+    method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None
+) -> dict[str, Any]:
+    """An API Gateway REST API (payload 1.0) proxy event for resource ``/{proxy+}`` on stage ``prod``."""
+    request_id = str(uuid.uuid4())
+    headers = {
+        "Accept": "application/json",
+        "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+        "User-Agent": "curl/8.5.0",
+        "X-Amzn-Trace-Id": "Root=1-65f1a2b3-0123456789abcdef01234567",
+        "X-Forwarded-For": "203.0.113.7",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+    }
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "2gxmpl",
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "extendedRequestId": "JJbxmHjcvHcFtNg=",
+            "requestTime": "10/Mar/2026:00:03:59 +0000",
+            "path": f"/prod{path}",
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": "prod",
+            "domainPrefix": "abc123",
+            "requestTimeEpoch": 1773100239000,
+            "requestId": request_id,
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": "203.0.113.7",
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": "curl/8.5.0",
+                "user": None,
+            },
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "apiId": "abc123",
+        },
+        "body": None if body is None else json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def http_v2_event(
+    method: str, path: str, *, query: str = "", body: Any = None, base64_body: bool = False
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event on the ``$default`` stage and route."""
+    headers = {
+        "accept": "application/json",
+        "content-length": "0",
+        "host": "r3pmxmplak.execute-api.us-east-1.amazonaws.com",
+        "user-agent": "curl/8.5.0",
+        "x-amzn-trace-id": "Root=1-65f1a2b3-abcdef0123456789abcdef01",
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
+    }
+    raw_body: str | None = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        raw_body = base64.b64encode(data).decode() if base64_body else data.decode()
+        headers["content-type"] = "application/json"
+        headers["content-length"] = str(len(data))
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "r3pmxmplak",
+            "domainName": "r3pmxmplak.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "r3pmxmplak",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "curl/8.5.0",
+            },
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "10/Mar/2026:00:03:59 +0000",
+            "timeEpoch": 1773100239000,
+        },
+        "isBase64Encoded": base64_body,
+    }
+    if query:
+        event["queryStringParameters"] = dict(part.split("=", 1) for part in query.split("&"))
+    if raw_body is not None:
+        event["body"] = raw_body
+    return event
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    """An SQS event source mapping batch with one record per message body."""
+    return {
+        "Records": [
+            {
+                "messageId": f"059f36b4-87a3-44ab-83d2-66197583{i:04d}",
+                "receiptHandle": f"AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a{i}...",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1773100239183",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1773100239185",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:shoprec-events",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def popular(bundle: Bundle, n: int) -> list[str]:
+    return [bundle.item_ids[int(i)] for i in np.argsort(-bundle.popularity, kind="stable")[:n]]
+
+
+def body_of(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])
+
+
+# --- API handler ---------------------------------------------------------------------------------------
+
+
+def test_rest_v1_recommendations_for_an_unknown_user_are_cold_start(env: Path, bundle: Bundle) -> None:
+    api = load_handler("api")
+    event = rest_v1_event("GET", "/v1/recommendations/new-user", query={"k": "5"})
+    response = api.handler(event, LambdaContext())
+    assert response["statusCode"] == 200
+    body = body_of(response)
+    assert len(body["items"]) == 5
+    assert body["model_version"] == bundle.model_version
+    assert body["request_id"] == event["requestContext"]["requestId"]
+    assert response["headers"]["x-request-id"] == event["requestContext"]["requestId"]
+    assert all(item["item_id"] in bundle.item_ids for item in body["items"])
+
+
+def test_http_v2_events_then_recommendations_change_and_exclude_seen(env: Path, bundle: Bundle) -> None:
+    api = load_handler("api")
+    top = popular(bundle, 3)
+    before = body_of(
+        api.handler(http_v2_event("GET", "/v1/recommendations/u-42", query="k=10"), LambdaContext())
+    )
+    events = {
+        "events": [
+            {"event_id": f"ev-{i}", "user_id": "u-42", "item_id": it, "type": "view"}
+            for i, it in enumerate(top)
+        ]
+    }
+    posted = api.handler(http_v2_event("POST", "/v1/events", body=events, base64_body=True), LambdaContext())
+    assert posted["statusCode"] == 200, posted["body"]
+    assert body_of(posted)["applied"] == 3
+    after = body_of(
+        api.handler(http_v2_event("GET", "/v1/recommendations/u-42", query="k=10"), LambdaContext())
+    )
+    ids_after = [item["item_id"] for item in after["items"]]
+    assert ids_after != [item["item_id"] for item in before["items"]]
+    assert not set(top) & set(ids_after)
+    assert after["request_id"] == "JKJaXmPLvHcESHA="
+
+
+def test_http_v2_similar_for_an_unknown_item_is_a_404_problem(env: Path) -> None:
+    api = load_handler("api")
+    response = api.handler(http_v2_event("GET", "/v1/items/not-an-item/similar"), LambdaContext())
+    assert response["statusCode"] == 404
+    assert response["headers"]["content-type"] == "application/problem+json"
+    assert response["isBase64Encoded"] is False  # API Gateway passes the problem to clients as text
+    problem = body_of(response)
+    assert problem["errors"] == [{"field": "item_id", "message": "unknown item id 'not-an-item'"}]
+    assert problem["request_id"] == "JKJaXmPLvHcESHA="
+
+
+def test_rest_v1_search_rank_and_health(env: Path, bundle: Bundle) -> None:
+    api = load_handler("api")
+    search = api.handler(
+        rest_v1_event("GET", "/v1/search", query={"q": "glass beaker", "k": "5"}), LambdaContext()
+    )
+    assert search["statusCode"] == 200
+    assert body_of(search)["facets"]["brand"]
+    top = popular(bundle, 4)
+    ranked = api.handler(
+        rest_v1_event("POST", "/v1/rank", body={"user_id": "u1", "item_ids": top}), LambdaContext()
+    )
+    assert sorted(item["item_id"] for item in body_of(ranked)["items"]) == sorted(top)
+    health = body_of(api.handler(rest_v1_event("GET", "/v1/health"), LambdaContext()))
+    assert health["backends"]["state"].startswith("sqlite:///")
+    assert health["backends"]["ranker"].startswith("onnxruntime://")
+
+
+def test_the_container_is_built_on_the_first_event_and_reused_while_warm(env: Path) -> None:
+    api = load_handler("api")
+    provider = api.app.state.containers
+    assert not provider.built  # importing the handler loads no model
+    api.handler(rest_v1_event("GET", "/v1/health"), LambdaContext())
+    first = provider.get()
+    api.handler(rest_v1_event("GET", "/v1/recommendations/u1"), LambdaContext())
+    assert provider.get() is first
+
+
+def test_stage_latencies_go_out_as_emf_on_stdout(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    api = load_handler("api")
+    api.handler(rest_v1_event("GET", "/v1/recommendations/u1"), LambdaContext())
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    names = {m["Name"] for doc in lines for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"RecommendLatency", "RecallLatency", "CacheMiss"} <= names
+    assert lines[-1]["service"] == "shoprec-api"
+
+
+# --- ingest handler ------------------------------------------------------------------------------------
+
+
+def test_sqs_batch_reports_only_the_poison_message_and_applies_the_rest_exactly_once(
+    env: Path, bundle: Bundle
+) -> None:
+    ingest = load_handler("ingest")
+    a, b, c = popular(bundle, 3)
+    batch = sqs_event(
+        json.dumps(
+            {
+                "events": [
+                    {
+                        "event_id": "sqs-1",
+                        "user_id": "buyer",
+                        "item_id": a,
+                        "type": "view",
+                        "timestamp": "2026-03-01T10:00:00Z",
+                    },
+                    {
+                        "event_id": "sqs-2",
+                        "user_id": "buyer",
+                        "item_id": b,
+                        "type": "cart",
+                        "timestamp": "2026-03-01T10:01:00Z",
+                    },
+                ]
+            }
+        ),
+        '{"events": [{"event_id": "sqs-3", "user_id": "buyer", "item_id": ',  # truncated JSON: the poison
+        json.dumps(
+            {
+                "event_id": "sqs-4",
+                "user_id": "buyer",
+                "item_id": c,
+                "type": "purchase",
+                "timestamp": "2026-03-01T10:02:00Z",
+            }
+        ),
+    )
+    poison_id = batch["Records"][1]["messageId"]
+
+    assert ingest.handler(batch, LambdaContext()) == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
+    store = SqliteUserStateStore(env)
+    assert store.recent_items("buyer") == [a, b, c]
+
+    # SQS redelivers the whole batch (e.g. after a timeout): nothing is applied twice.
+    assert ingest.handler(batch, LambdaContext()) == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
+    assert store.recent_items("buyer") == [a, b, c]
+
+
+def test_a_message_with_unknown_items_fails_alone_and_stores_none_of_its_events(
+    env: Path, bundle: Bundle
+) -> None:
+    ingest = load_handler("ingest")
+    (a,) = popular(bundle, 1)
+    batch = sqs_event(
+        json.dumps(
+            {
+                "events": [
+                    {"event_id": "x-1", "user_id": "mixed", "item_id": a, "type": "view"},
+                    {"event_id": "x-2", "user_id": "mixed", "item_id": "no-such-item", "type": "view"},
+                ]
+            }
+        ),
+        json.dumps({"event_id": "x-3", "user_id": "other", "item_id": a, "type": "click"}),
+        json.dumps({"event_id": "x-4", "user_id": "other", "item_id": a, "type": "like"}),  # invalid type
+    )
+    result = ingest.handler(batch, LambdaContext())
+    failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+    assert failed == {batch["Records"][0]["messageId"], batch["Records"][2]["messageId"]}
+    store = SqliteUserStateStore(env)
+    assert store.recent_items("mixed") == []
+    assert store.recent_items("other") == [a]
