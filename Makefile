@@ -9,7 +9,7 @@ ARTIFACTS ?= artifacts/scientific
 PORT ?= 8000
 export SHOPREC_DATA_ROOT ?= $(DATA_ROOT)
 
-.PHONY: venv run test lint unit integration e2e bench eval-beauty clean
+.PHONY: venv run test lint unit integration e2e bench bench-api eval-beauty clean
 
 # The venv is rebuilt only when pyproject.toml changes; torch comes from the pinned CPU wheel.
 $(STAMP): pyproject.toml
@@ -27,8 +27,8 @@ run: $(STAMP) $(ARTIFACTS)/manifest.json
 	$(VENV)/bin/shoprec serve --artifacts $(ARTIFACTS) --port $(PORT)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests sagemaker functions
-	$(VENV)/bin/ruff format --check src tests sagemaker functions
+	$(VENV)/bin/ruff check src tests sagemaker functions bench
+	$(VENV)/bin/ruff format --check src tests sagemaker functions bench
 	$(VENV)/bin/mypy
 
 test: $(STAMP) lint
@@ -49,7 +49,11 @@ eval-beauty: $(STAMP)
 	$(VENV)/bin/shoprec evaluate bench-results/beauty --dataset amazon-beauty/sequences.txt --protocol full --json
 	$(VENV)/bin/shoprec evaluate bench-results/beauty --dataset amazon-beauty/sequences.txt --protocol sampled --json
 
-bench: eval-beauty
+# Serving latency through the ASGI app (in-process ONNX ranking) and the Lambda handler's cold start.
+bench-api: $(STAMP) $(ARTIFACTS)/manifest.json
+	$(PY) bench/bench_api.py --artifacts $(ARTIFACTS)
+
+bench: bench-api eval-beauty
 
 clean:
 	rm -rf $(VENV) artifacts bench-results .pytest_cache .mypy_cache .ruff_cache
