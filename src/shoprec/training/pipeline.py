@@ -44,7 +44,7 @@ CURVES_PNG = "training_curves.png"
 MODELS = ("popularity", "item-cf", "transformer")
 PROTOCOLS = ("full", "sampled")
 KS = (5, 10, 20)
-TABLE_METRICS = ("HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR")
+TABLE_METRICS = ("HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR", "AUC", "Coverage@10")
 
 
 class TrainingUI(Protocol):
@@ -360,12 +360,16 @@ def plot_training_curves(
 def metrics_table(
     metrics: dict[str, dict[str, dict[str, dict[str, float]]]], split: str, protocol: str
 ) -> list[list[str]]:
-    """Rows ``[model, HR@5, NDCG@5, ...]`` formatted to 4 decimals."""
+    """Rows ``[model, HR@5, NDCG@5, ...]`` formatted to 4 decimals ("-" where a protocol has no value)."""
     return [
-        [model, *(f"{metrics[split][protocol][model][m]:.4f}" for m in TABLE_METRICS)]
+        [model, *(_fmt(metrics[split][protocol][model].get(m)) for m in TABLE_METRICS)]
         for model in MODELS
         if model in metrics[split][protocol]
     ]
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def render_report(
