@@ -9,7 +9,7 @@ ARTIFACTS ?= artifacts/scientific
 PORT ?= 8000
 export SHOPREC_DATA_ROOT ?= $(DATA_ROOT)
 
-.PHONY: venv run test lint unit integration e2e bench bench-api eval-beauty clean
+.PHONY: venv run test lint unit integration e2e bench bench-api eval-beauty validate-template clean
 
 # The venv is rebuilt only when pyproject.toml changes; torch comes from the pinned CPU wheel.
 $(STAMP): pyproject.toml
@@ -43,6 +43,11 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(VENV)/bin/pytest -q tests/e2e
 
+# The deploy stack, offline: cfn-lint, sam validate (+ --lint), checkov, sam build (python3.12), layer
+# sizes and handler imports; creates .venv-sam on first use. `make test` runs it too (tests/integration/test_template.py).
+validate-template: $(STAMP)
+	scripts/validate_template.sh
+
 # Full default training on the Amazon Beauty benchmark, then the evaluation the published table uses.
 eval-beauty: $(STAMP)
 	$(VENV)/bin/shoprec train --dataset amazon-beauty/sequences.txt --out bench-results/beauty --threads 2
@@ -56,4 +61,4 @@ bench-api: $(STAMP) $(ARTIFACTS)/manifest.json
 bench: bench-api eval-beauty
 
 clean:
-	rm -rf $(VENV) artifacts bench-results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .aws-sam artifacts bench-results .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,576 @@
+"""The deploy stack, checked offline: template.yaml's structure against the deployment's requirements,
+infra/samconfig.toml against the template, the shoprec layer's build, and then the real tools through
+scripts/validate_template.sh (cfn-lint, sam validate, checkov, sam build, layer sizes, handler imports).
+
+Everything is marked ``infra`` (deselect with ``-m "not infra"``); the tool runs are also ``slow``. The
+tool venvs are created on first use (a few minutes), after which the whole module takes about a minute.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from shoprec.settings import Settings
+
+pytestmark = pytest.mark.infra
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+SAMCONFIG = ROOT / "infra" / "samconfig.toml"
+SCRIPT = ROOT / "scripts" / "validate_template.sh"
+SKIPPED_STEP = 3  # validate_template.sh: a named step could not run for a missing prerequisite
+
+
+def _load_layer_sizes() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("shoprec_layer_sizes", ROOT / "scripts" / "layer_sizes.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module
+
+
+layer_sizes = _load_layer_sizes()
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    data: dict[str, Any] = layer_sizes.load_template(TEMPLATE)
+    return data
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    res: dict[str, Any] = template["Resources"]
+    return res
+
+
+def props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    p: dict[str, Any] = resources[logical_id]["Properties"]
+    return p
+
+
+def of_type(resources: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in resources.items() if v["Type"] == rtype}
+
+
+def statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(logical id, statement) of every IAM policy statement the template defines."""
+    for logical_id, res in resources.items():
+        p = res.get("Properties", {})
+        docs = []
+        if res["Type"] == "AWS::IAM::Role":
+            docs = [pol["PolicyDocument"] for pol in p.get("Policies", [])]
+        elif res["Type"] == "AWS::IAM::Policy":
+            docs = [p["PolicyDocument"]]
+        for doc in docs:
+            for st in doc["Statement"]:
+                yield logical_id, st
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# ---------------------------------------------------------------- intrinsic resolution for env checks
+PLACEHOLDERS = {
+    "ArtifactBucket": "shoprec-dev-artifactbucket-1a2b3c",
+    "StateTable": "shoprec-dev-StateTable-ABC123",
+    "IdempotencyTable": "shoprec-dev-IdempotencyTable-DEF456",
+    "ModelVersionParameter": "/shoprec/dev/model-version",
+    "Cache.Endpoint.Address": "shoprec-dev-abc123.serverless.use1.cache.amazonaws.com",
+    "RankerEndpoint.EndpointName": "shoprec-dev-ranker",
+}
+
+
+def resolve(value: Any, template: dict[str, Any], conditions: dict[str, bool]) -> Any:
+    """Value with Ref/Sub/If resolved: parameters to their defaults, resources to PLACEHOLDERS."""
+    params = template["Parameters"]
+
+    def name(ref: str) -> str:
+        if ref in PLACEHOLDERS:
+            return PLACEHOLDERS[ref]
+        if ref in params:
+            return str(params[ref]["Default"])
+        raise AssertionError(f"no placeholder for {ref}")
+
+    if isinstance(value, dict) and len(value) == 1:
+        ((fn, arg),) = value.items()
+        if fn == "Ref":
+            return name(arg)
+        if fn == "Fn::Sub" and isinstance(arg, str):
+            return re.sub(r"\$\{([^}!]+)\}", lambda m: name(m.group(1)), arg)
+        if fn == "Fn::If":
+            cond, yes, no = arg
+            return resolve(yes if conditions[cond] else no, template, conditions)
+    if isinstance(value, (str, int, float)):
+        return value
+    raise AssertionError(f"cannot resolve {value!r}")
+
+
+def function_env(template: dict[str, Any], logical_id: str, conditions: dict[str, bool]) -> dict[str, str]:
+    env = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    own = template["Resources"][logical_id]["Properties"].get("Environment", {}).get("Variables", {})
+    env.update(own)
+    return {k: str(resolve(v, template, conditions)) for k, v in env.items()}
+
+
+# ---------------------------------------------------------------- functions and layers
+def test_every_function_and_layer_targets_python312_on_one_architecture(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    glob = template["Globals"]["Function"]
+    assert glob["Runtime"] == "python3.12"
+    (arch,) = glob["Architectures"]
+    for logical_id, res in of_type(resources, "AWS::Serverless::Function").items():
+        p = res["Properties"]
+        assert p.get("Runtime", glob["Runtime"]) == "python3.12", logical_id
+        assert p.get("Architectures", glob["Architectures"]) == [arch], logical_id
+    layers = of_type(resources, "AWS::Serverless::LayerVersion")
+    assert set(layers) == {"RuntimeLayer", "ShoprecLayer"}
+    for logical_id, res in layers.items():
+        assert res["Metadata"]["BuildArchitecture"] == arch, logical_id
+        assert res["Properties"]["CompatibleArchitectures"] == [arch], logical_id
+        assert res["Properties"]["CompatibleRuntimes"] == ["python3.12"], logical_id
+    assert layers["RuntimeLayer"]["Metadata"]["BuildMethod"] == "python3.12"
+    assert layers["ShoprecLayer"]["Metadata"]["BuildMethod"] == "makefile"
+    assert glob["Layers"] == [{"Ref": "RuntimeLayer"}, {"Ref": "ShoprecLayer"}]
+
+
+def test_handlers_point_at_the_function_entry_modules(resources: dict[str, Any]) -> None:
+    for logical_id, folder in (("ApiFunction", "api"), ("IngestFunction", "ingest")):
+        p = props(resources, logical_id)
+        assert p["CodeUri"] == f"functions/{folder}/"
+        assert p["Handler"] == "handler.handler"
+        assert (ROOT / "functions" / folder / "handler.py").is_file()
+
+
+def test_api_function_shifts_traffic_by_canary_and_rolls_back_on_error_alarms(
+    resources: dict[str, Any],
+) -> None:
+    p = props(resources, "ApiFunction")
+    assert p["AutoPublishAlias"] == "live"
+    pref = p["DeploymentPreference"]
+    assert pref["Type"] == "Canary10Percent5Minutes"
+    alarm_ids = [a["Ref"] for a in pref["Alarms"]]
+    assert alarm_ids, "a canary without alarms never rolls back"
+    for alarm_id in alarm_ids:
+        assert resources[alarm_id]["Type"] == "AWS::CloudWatch::Alarm"
+        assert "Condition" not in resources[alarm_id], "rollback alarms must always exist"
+    canary = props(resources, "ApiCanaryErrorsAlarm")
+    dims = {d["Name"]: d["Value"] for d in canary["Dimensions"]}
+    assert dims["ExecutedVersion"] == {"Fn::GetAtt": ["ApiFunction", "Version.Version"]}
+
+
+def test_api_events_are_a_proxy_with_body_validation_on_writes(resources: dict[str, Any]) -> None:
+    events = props(resources, "ApiFunction")["Events"]
+    assert events["Proxy"]["Properties"]["Path"] == "/{proxy+}"
+    assert events["Proxy"]["Properties"]["Method"] == "ANY"
+    models = props(resources, "RestApi")["Models"]
+    for event, model in (("PostEvents", "EventsRequest"), ("PostRank", "RankRequest")):
+        request_model = events[event]["Properties"]["RequestModel"]
+        assert request_model == {"Model": model, "Required": True, "ValidateBody": True}
+        assert models[model]["type"] == "object"
+    assert models["EventsRequest"]["properties"]["events"]["maxItems"] == 100
+    assert models["RankRequest"]["properties"]["item_ids"]["maxItems"] == 300
+
+
+def test_ingest_function_reports_partial_batch_failures_from_its_queue(resources: dict[str, Any]) -> None:
+    (event,) = props(resources, "IngestFunction")["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_queue_visibility_covers_six_function_timeouts_plus_the_batching_window(
+    resources: dict[str, Any],
+) -> None:
+    fn = props(resources, "IngestFunction")
+    (event,) = fn["Events"].values()
+    window = event["Properties"].get("MaximumBatchingWindowInSeconds", 0)
+    assert props(resources, "IngestQueue")["VisibilityTimeout"] >= 6 * fn["Timeout"] + window
+
+
+def test_failed_messages_move_to_a_dead_letter_queue_that_is_alarmed(resources: dict[str, Any]) -> None:
+    redrive = props(resources, "IngestQueue")["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    assert 1 < redrive["maxReceiveCount"] <= 10
+    dims = props(resources, "DeadLetterQueueDepthAlarm")["Dimensions"]
+    assert dims == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["IngestDeadLetterQueue", "QueueName"]}}]
+
+
+@pytest.mark.parametrize("with_endpoint", [True, False], ids=["endpoint", "in-process-ranker"])
+@pytest.mark.parametrize("function", ["ApiFunction", "IngestFunction"])
+def test_function_environment_is_valid_shoprec_settings(
+    template: dict[str, Any], function: str, with_endpoint: bool
+) -> None:
+    conditions = {"CreateEndpoint": with_endpoint, "IsProd": False}
+    env = function_env(template, function, conditions)
+    assert env["SHOPREC_STATE"].startswith("dynamodb://")
+    assert env["SHOPREC_CACHE"].startswith("rediss://")
+    assert env["SHOPREC_ARTIFACTS"].startswith("s3://")
+    assert env["SHOPREC_RANKER"] == ("sagemaker://shoprec-dev-ranker" if with_endpoint else "onnx")
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "shoprec"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "shoprec-api"
+    fields = set(Settings.model_fields)
+    known = {k.removeprefix("SHOPREC_").lower(): v for k, v in env.items() if k.startswith("SHOPREC_")}
+    settings = Settings.model_validate({k: v for k, v in known.items() if k in fields})
+    assert settings.state == env["SHOPREC_STATE"]
+    assert settings.latency_budget_ms == float(env["SHOPREC_LATENCY_BUDGET_MS"])
+
+
+def test_the_invoke_permission_names_the_endpoint_the_functions_are_given(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """IAM compares SageMaker endpoint ARNs in lower case; the name is fixed and lower case to match."""
+    name = resolve(props(resources, "RankerEndpoint")["EndpointName"], template, {})
+    assert name == name.lower()
+    (statement,) = props(resources, "ApiFunctionInvokeRankerPolicy")["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "sagemaker:InvokeEndpoint"
+    assert statement["Resource"]["Fn::Sub"].endswith(":endpoint/shoprec-${Stage}-ranker")
+    assert resources["ApiFunctionInvokeRankerPolicy"]["Condition"] == "CreateEndpoint"
+
+
+# ---------------------------------------------------------------- data stores
+def test_state_table_is_on_demand_with_pitr_ttl_and_encryption(resources: dict[str, Any]) -> None:
+    p = props(resources, "StateTable")
+    assert p["BillingMode"] == "PAY_PER_REQUEST"
+    assert {(a["AttributeName"], a["KeyType"]) for a in p["KeySchema"]} == {("pk", "HASH"), ("sk", "RANGE")}
+    assert {(a["AttributeName"], a["AttributeType"]) for a in p["AttributeDefinitions"]} == {
+        ("pk", "S"),
+        ("sk", "S"),
+    }
+    assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert p["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert p["SSESpecification"]["SSEEnabled"] is True
+    assert resources["StateTable"]["DeletionPolicy"] == "Retain"
+
+
+def test_idempotency_table_has_the_powertools_shape(resources: dict[str, Any]) -> None:
+    p = props(resources, "IdempotencyTable")
+    assert p["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert p["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert p["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_artifact_bucket_is_versioned_encrypted_private_logged_and_tls_only(
+    resources: dict[str, Any],
+) -> None:
+    p = props(resources, "ArtifactBucket")
+    assert p["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(p["PublicAccessBlockConfiguration"].values())
+    assert p["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "AccessLogBucket"}
+    (deny,) = props(resources, "ArtifactBucketPolicy")["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_cache_is_serverless_valkey_reachable_only_from_the_functions_on_6379(
+    resources: dict[str, Any],
+) -> None:
+    p = props(resources, "Cache")
+    assert p["Engine"] == "valkey"
+    assert p["SecurityGroupIds"] == [{"Ref": "CacheSecurityGroup"}]
+    ingress = [
+        r["Properties"]
+        for r in of_type(resources, "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Ref": "CacheSecurityGroup"}
+    ]
+    assert ingress == [
+        {
+            "GroupId": {"Ref": "CacheSecurityGroup"},
+            "Description": "Valkey over TLS from the functions",
+            "IpProtocol": "tcp",
+            "FromPort": 6379,
+            "ToPort": 6379,
+            "SourceSecurityGroupId": {"Ref": "LambdaSecurityGroup"},
+        }
+    ]
+    assert "SecurityGroupIngress" not in props(resources, "CacheSecurityGroup")
+
+
+def test_created_vpc_reaches_every_aws_api_the_functions_call_without_nat(resources: dict[str, Any]) -> None:
+    assert not of_type(resources, "AWS::EC2::NatGateway")
+    assert not of_type(resources, "AWS::EC2::InternetGateway")
+    endpoints = [p["Properties"] for p in of_type(resources, "AWS::EC2::VPCEndpoint").values()]
+    services = {e["ServiceName"]["Fn::Sub"].rsplit("}.", 1)[1]: e["VpcEndpointType"] for e in endpoints}
+    assert services == {
+        "s3": "Gateway",
+        "dynamodb": "Gateway",
+        "ssm": "Interface",
+        "sagemaker.runtime": "Interface",
+    }
+
+
+# ---------------------------------------------------------------- ranking endpoint
+def test_endpoint_config_has_a_primary_and_an_optional_challenger_variant(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    assert template["Parameters"]["EndpointInstanceType"]["Default"] == "ml.g5.xlarge"
+    primary, challenger = props(resources, "RankerEndpointConfig")["ProductionVariants"]
+    assert primary["VariantName"] == "primary"
+    assert primary["InitialVariantWeight"] == {"Ref": "PrimaryVariantWeight"}
+    cond, variant, otherwise = challenger["Fn::If"]
+    assert cond == "CreateChallenger"
+    assert variant["VariantName"] == "challenger"
+    assert variant["InitialVariantWeight"] == {"Ref": "ChallengerVariantWeight"}
+    assert otherwise == {"Ref": "AWS::NoValue"}
+
+
+def test_each_variant_scales_on_invocations_per_instance(resources: dict[str, Any]) -> None:
+    targets = of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget")
+    variants = {t["Properties"]["ResourceId"]["Fn::Sub"].rsplit("/", 1)[1] for t in targets.values()}
+    assert variants == {"primary", "challenger"}
+    for policy in of_type(resources, "AWS::ApplicationAutoScaling::ScalingPolicy").values():
+        config = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+        spec = config["PredefinedMetricSpecification"]
+        assert spec["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+
+
+# ---------------------------------------------------------------- IAM
+# Actions with no resource-level permissions, so "*" is the only possible resource.
+RESOURCELESS_ACTIONS = frozenset({"ecr:GetAuthorizationToken"})
+
+
+def test_no_policy_statement_grants_data_actions_on_every_resource(resources: dict[str, Any]) -> None:
+    for logical_id, st in statements(resources):
+        if st["Effect"] != "Allow" or "*" not in as_list(st["Resource"]):
+            continue
+        assert set(as_list(st["Action"])) <= RESOURCELESS_ACTIONS, (logical_id, st)
+
+
+def test_no_policy_statement_uses_wildcard_actions(resources: dict[str, Any]) -> None:
+    for logical_id, st in statements(resources):
+        if st["Effect"] == "Allow":
+            for action in as_list(st["Action"]):
+                assert "*" not in action, (logical_id, action)
+
+
+def test_functions_use_their_own_roles_with_only_the_services_they_call(resources: dict[str, Any]) -> None:
+    expected = {
+        "ApiFunctionRole": {"logs", "s3", "dynamodb", "ssm"},
+        "IngestFunctionRole": {"logs", "sqs", "s3", "dynamodb", "ssm"},
+    }
+    for function, role in (("ApiFunction", "ApiFunctionRole"), ("IngestFunction", "IngestFunctionRole")):
+        assert props(resources, function)["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+        services = {
+            action.split(":")[0]
+            for logical_id, st in statements(resources)
+            if logical_id == role
+            for action in as_list(st["Action"])
+        }
+        assert services == expected[role], role
+
+
+# ---------------------------------------------------------------- API, alarms, dashboard, outputs
+def test_api_requires_keys_has_a_usage_plan_access_logs_and_tracing(resources: dict[str, Any]) -> None:
+    p = props(resources, "RestApi")
+    assert p["Auth"]["ApiKeyRequired"] is True
+    plan = p["Auth"]["UsagePlan"]
+    assert plan["CreateUsagePlan"] == "PER_API"
+    assert set(plan["Throttle"]) == {"RateLimit", "BurstLimit"}
+    assert plan["Quota"]["Period"] == "DAY"
+    assert p["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert json.loads(p["AccessLogSetting"]["Format"])["requestId"] == "$context.requestId"
+    assert p["TracingEnabled"] is True
+    assert p["StageName"] == {"Ref": "Stage"}
+
+
+def test_alarms_cover_api_errors_latency_ranker_fallbacks_dead_letters_and_the_endpoint(
+    resources: dict[str, Any],
+) -> None:
+    watched = set()
+    for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values():
+        p = alarm["Properties"]
+        assert p["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        if "MetricName" in p:
+            watched.add((p["Namespace"], p["MetricName"], p.get("ExtendedStatistic", p.get("Statistic"))))
+        for metric in p.get("Metrics", []):
+            if "MetricStat" in metric:
+                m = metric["MetricStat"]["Metric"]
+                watched.add((m["Namespace"], m["MetricName"], metric["MetricStat"]["Stat"]))
+    assert {
+        ("AWS/ApiGateway", "5XXError", "Average"),
+        ("AWS/ApiGateway", "Latency", "p99"),
+        ("shoprec", "RankerFallback", "Sum"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
+        ("AWS/SageMaker", "Invocation5XXErrors", "Sum"),
+        ("AWS/SageMaker", "InvocationModelErrors", "Sum"),
+    } <= watched
+
+
+def test_dashboard_body_is_json_once_substituted(resources: dict[str, Any]) -> None:
+    body, variables = props(resources, "Dashboard")["DashboardBody"]["Fn::Sub"]
+    assert set(variables) == {"EndpointName"}
+    filled = re.sub(r"\$\{[^}]+\}", "1", body)
+    widgets = json.loads(filled)["widgets"]
+    assert {w["type"] for w in widgets} == {"alarm", "metric"}
+    referenced = set(re.findall(r"\$\{([A-Za-z]+)[.}]", body)) - {"AWS", "EndpointName"}
+    assert referenced <= set(resources) | {"Stage", "ApiP99LatencyThresholdMs"}
+
+
+def test_outputs_name_everything_a_client_or_operator_needs(template: dict[str, Any]) -> None:
+    assert {
+        "ApiUrl",
+        "ApiKeyId",
+        "RankerEndpointName",
+        "StateTableName",
+        "IdempotencyTableName",
+        "ArtifactBucketName",
+        "IngestQueueUrl",
+    } <= set(template["Outputs"])
+    assert template["Outputs"]["ApiKeyId"]["Value"] == {"Ref": "RestApiApiKey"}
+
+
+def test_every_checkov_skip_says_why(resources: dict[str, Any]) -> None:
+    for logical_id, res in resources.items():
+        for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
+            assert len(skip.get("comment", "")) > 20, (logical_id, skip)
+
+
+# ---------------------------------------------------------------- samconfig
+def test_samconfig_environments_override_declared_parameters_with_allowed_values(
+    template: dict[str, Any],
+) -> None:
+    config = tomllib.loads(SAMCONFIG.read_text())
+    params = template["Parameters"]
+    envs = {k for k, v in config.items() if isinstance(v, dict) and "deploy" in v}
+    assert envs == {"dev", "prod"}
+    for env in envs:
+        deploy = config[env]["deploy"]["parameters"]
+        assert config[env]["global"]["parameters"]["template_file"] == "template.yaml"
+        assert deploy["stack_name"] == f"shoprec-{env}"
+        overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"])
+        assert overrides["Stage"] == env
+        for name, value in overrides.items():
+            spec = params[name]
+            if "AllowedValues" in spec:
+                assert value in [str(v) for v in spec["AllowedValues"]], (env, name, value)
+            if "AllowedPattern" in spec:
+                assert re.fullmatch(spec["AllowedPattern"], value), (env, name, value)
+            if spec["Type"] == "Number":
+                number = float(value)
+                assert number >= spec.get("MinValue", number), (env, name, value)
+                assert number <= spec.get("MaxValue", number), (env, name, value)
+
+
+# ---------------------------------------------------------------- layer staging and sizes
+def test_layer_makefile_stages_the_package_without_offline_only_code(tmp_path: Path) -> None:
+    makefile = ROOT / "layers" / "shoprec" / "Makefile"
+    subprocess.run(
+        ["make", "--no-print-directory", "-f", str(makefile), "build-ShoprecLayer"],
+        env={**os.environ, "ARTIFACTS_DIR": str(tmp_path)},
+        cwd=tmp_path,  # sam runs make in a scratch folder, not the repository
+        check=True,
+        capture_output=True,
+    )
+    package = tmp_path / "python" / "shoprec"
+    assert (package / "__init__.py").is_file()
+    assert (package / "api" / "app.py").is_file()
+    assert not (package / "training").exists()
+    assert not (package / "cli.py").exists()
+    assert not list(package.rglob("__pycache__"))
+
+
+def fake_build(root: Path, layer_bytes: int) -> Path:
+    build = root / "build"
+    (build / "Fn").mkdir(parents=True)
+    (build / "Fn" / "handler.py").write_bytes(b"x" * 1000)
+    (build / "Deps" / "python").mkdir(parents=True)
+    (build / "Deps" / "python" / "big.so").write_bytes(b"\0" * layer_bytes)
+    (build / "template.yaml").write_text(
+        "Globals:\n  Function:\n    Layers:\n      - !Ref Deps\n"
+        "Resources:\n"
+        "  Deps:\n    Type: AWS::Serverless::LayerVersion\n    Properties:\n      ContentUri: Deps\n"
+        "  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: Fn\n"
+    )
+    return build
+
+
+def test_layer_sizes_counts_a_function_with_its_layers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build = fake_build(tmp_path, layer_bytes=2 * 1024 * 1024)
+    assert layer_sizes.main(["--build-dir", str(build), "--limit-mib", "3"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"Fn\s+2\.0 MiB .* ok\s+\(Fn \+ Deps\)", out), out
+
+
+def test_layer_sizes_fails_a_function_over_the_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build = fake_build(tmp_path, layer_bytes=2 * 1024 * 1024)
+    assert layer_sizes.main(["--build-dir", str(build), "--limit-mib", "1"]) == 1
+    assert "OVER THE LIMIT" in capsys.readouterr().out
+
+
+def test_layer_sizes_without_a_build_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert layer_sizes.main(["--build-dir", str(tmp_path)]) == 2
+    assert "sam build" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the tools (scripts/validate_template.sh)
+def run_steps(*steps: str) -> str:
+    """Run validation steps; a step skipped for a missing prerequisite skips the test with its reason."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # e.g. a moto endpoint
+    env["SHOPREC_PROJECT_PYTHON"] = sys.executable
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), *steps], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    output = proc.stdout + proc.stderr
+    if proc.returncode == SKIPPED_STEP:
+        reasons = [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith("SKIPPED")]
+        pytest.skip("; ".join(dict.fromkeys(reasons)) or output[-2000:])
+    assert proc.returncode == 0, output[-8000:]
+    return output
+
+
+@pytest.fixture(scope="module")
+def tools() -> None:
+    """The tool venvs (created on the first run, a few minutes; then instant)."""
+    run_steps("setup")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tools")
+def test_cfn_lint_finds_nothing() -> None:
+    assert "0 errors, 0 warnings" in run_steps("cfn-lint")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tools")
+def test_sam_validate_and_lint_pass_for_every_samconfig_environment() -> None:
+    output = run_steps("sam-validate")
+    assert "config env 'dev'" in output
+    assert "config env 'prod'" in output
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tools")
+def test_checkov_reports_no_failed_check() -> None:
+    output = run_steps("checkov")
+    assert re.search(r"Failed checks: 0\b", output), output[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tools")
+def test_sam_build_fits_lambda_limits_and_handlers_import_from_the_layers() -> None:
+    output = run_steps("build", "sizes", "imports")
+    assert "OVER THE LIMIT" not in output
+    assert "ApiFunction: handler.handler imports" in output
+    assert "IngestFunction: handler.handler imports" in output
