@@ -58,6 +58,9 @@ def record_result(operation: str, result: ListResult) -> None:
     metrics.add_metric(name="CacheHit" if result.cached else "CacheMiss", unit=MetricUnit.Count, value=1)
     if result.degraded:
         metrics.add_metric(name="Degraded", unit=MetricUnit.Count, value=1)
+    if result.ranker_fallback:
+        # The deploy stack's fallback-rate alarm divides this by the API's request count.
+        metrics.add_metric(name="RankerFallback", unit=MetricUnit.Count, value=1)
     for channel, n in result.candidates_per_channel.items():
         metrics.add_metric(name=f"Candidates{_camel(channel)}", unit=MetricUnit.Count, value=n)
 

@@ -147,12 +147,15 @@ def test_ranker_failure_falls_back_to_recall_scores_and_is_not_cached(world: Wor
     world.ranker.fail = True
     res = world.svc.recommend("u1", 5)
     assert res.degraded
+    assert res.ranker_fallback
     assert len(res.items) == 5
     scores = [it.score for it in res.items]
     assert scores == sorted(scores, reverse=True)
     assert world.cache.data == {}
     world.ranker.fail = False
-    assert not world.svc.recommend("u1", 5).degraded
+    healthy = world.svc.recommend("u1", 5)
+    assert not healthy.degraded
+    assert not healthy.ranker_fallback
 
 
 def test_slow_ranker_exceeding_the_latency_budget_degrades(world: World) -> None:
@@ -192,6 +195,12 @@ def test_cache_failures_are_ignored(world: World) -> None:
     assert len(res.items) == 5
     assert not res.cached
     assert not res.degraded
+    assert not res.ranker_fallback
+
+
+def test_rank_reports_a_ranker_fallback(world: World) -> None:
+    world.ranker.fail = True
+    assert world.svc.rank("u1", ["p1", "p2"]).ranker_fallback
 
 
 def test_corrupt_cache_entries_are_recomputed(world: World) -> None:

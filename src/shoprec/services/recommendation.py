@@ -166,10 +166,11 @@ class RecommendationService:
         timer.lap("recall")
 
         degraded = not state_ok
+        fallback = False
         if recent.size and merged:
             scores = self._rank(history_ids, [self.catalog.item_ids[c.item] for c in merged], timer.start)
             if scores is None:
-                degraded = True
+                degraded = fallback = True
             else:
                 for c, s in zip(merged, scores, strict=True):
                     c.score = s
@@ -190,6 +191,7 @@ class RecommendationService:
             items=self._items(final),
             model_version=self.model_version,
             degraded=degraded,
+            ranker_fallback=fallback,
             candidates_per_channel={name: len(cands) for name, cands in lists},
         )
         if not degraded:  # a fallback list must not outlive the outage that caused it
@@ -275,7 +277,7 @@ class RecommendationService:
         timer.lap("recall")
 
         scores = bm25_scores.astype(np.float64)
-        degraded = False
+        degraded = fallback = False
         if user_id is not None and matched.size:
             history_ids, recent, state_ok = self._history(user_id)
             degraded = not state_ok
@@ -283,7 +285,7 @@ class RecommendationService:
             if recent.size:
                 ranked = self._rank(history_ids, [self.catalog.item_ids[j] for j in matched], timer.start)
                 if ranked is None:
-                    degraded = True
+                    degraded = fallback = True
                 else:
                     w = self.search_personal_weight
                     scores = (1 - w) * _minmax(scores) + w * _minmax(np.asarray(ranked, dtype=np.float64))
@@ -300,6 +302,7 @@ class RecommendationService:
             items=self._items(final),
             model_version=self.model_version,
             degraded=degraded,
+            ranker_fallback=fallback,
             facets=facets,
             timings_ms=timer.done(),
             candidates_per_channel={index.name: n_matched},
@@ -326,11 +329,12 @@ class RecommendationService:
         history_ids, recent, state_ok = self._history(user_id) if unique else ([], _EMPTY, True)
         timer.lap("state")
         degraded = not state_ok
+        fallback = False
         if recent.size:
             cf = self.bundle.itemcf.score_histories([recent], self.catalog.n_items)[0][idx]
             ranked = self._rank(history_ids, unique, timer.start)
             if ranked is None:
-                degraded = True
+                degraded = fallback = True
                 scores = _minmax_top(cf) + FALLBACK_POPULARITY_WEIGHT * _minmax_top(self._popularity(idx))
             else:
                 scores = np.asarray(ranked, dtype=np.float64)
@@ -353,6 +357,7 @@ class RecommendationService:
             items=self._items(candidates),
             model_version=self.model_version,
             degraded=degraded,
+            ranker_fallback=fallback,
             timings_ms=timer.done(),
         )
 

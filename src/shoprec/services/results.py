@@ -12,13 +12,15 @@ class ListResult:
     """A ranked list plus how it was produced.
 
     ``degraded`` is true when a fallback was used (ranker timeout/failure → recall scores, cold start is
-    *not* degraded). ``timings_ms`` maps stage names (cache, state, recall, rank, rerank) to milliseconds
+    *not* degraded); ``ranker_fallback`` says the ranker in particular failed or ran out of budget.
+    ``timings_ms`` maps stage names (cache, state, recall, rank, rerank) to milliseconds
     for metrics. ``facets`` is only set by search: ``{"brand": {name: count}, "category": {...}}``.
     """
 
     items: list[RankedItem]
     model_version: str
     degraded: bool = False
+    ranker_fallback: bool = False
     cached: bool = False
     facets: dict[str, dict[str, int]] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
