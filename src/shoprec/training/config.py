@@ -17,7 +17,7 @@ class TrainConfig:
     blocks: int = 2
     heads: int = 1
     max_len: int = 50
-    dropout: float = 0.5
+    dropout: float = 0.3
     lr: float = 3e-3
     weight_decay: float = 0.0
     batch_size: int = 128
