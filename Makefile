@@ -15,7 +15,7 @@ export SHOPREC_DATA_ROOT ?= $(DATA_ROOT)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[train,cli,dev]'
+	$(PY) -m pip install --quiet -e '.[train,cli,dev,aws]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

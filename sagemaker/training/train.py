@@ -4,6 +4,11 @@ SageMaker starts it as ``python train.py --hidden 64 ...`` (hyper-parameters as 
 with the input channel in ``SM_CHANNEL_TRAIN``, and uploads ``SM_MODEL_DIR`` (the artifact bundle) and
 ``SM_OUTPUT_DATA_DIR`` (report, metrics, plot) when it exits. ``shoprec sagemaker train`` stages the
 ``shoprec`` package into ``src/`` beside this file; a local checkout works as well.
+
+Started by ``torchrun --nproc_per_node=N`` (as ``shoprec sagemaker train`` does, one process per GPU and
+instance) it trains data-parallel: NCCL on GPUs, gloo on CPUs. Rank 0 validates, evaluates and writes the
+bundle and the reports; the other ranks train with it and then wait for it at a barrier.
+Hyper-parameters are accepted as ``--max-len`` and ``--max_len`` alike.
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ for candidate in (HERE / "src", HERE.parents[1] / "src"):
         break
 
 from shoprec.training.config import TrainConfig  # noqa: E402
-from shoprec.training.pipeline import CURVES_PNG, METRICS_JSON, REPORT_MD, TRAINING_LOG, run_training  # noqa: E402
+from shoprec.training.distributed import barrier, init_from_env, shutdown  # noqa: E402
+from shoprec.training.pipeline import (  # noqa: E402
+    CURVES_PNG,
+    METRICS_JSON,
+    REPORT_MD,
+    TRAINING_LOG,
+    run_training,
+    train_replica,
+)
 
 REPORT_FILES = (REPORT_MD, METRICS_JSON, TRAINING_LOG, CURVES_PNG)
 
@@ -44,11 +57,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--checkpoint-dir", type=Path, default=None, help="e.g. /opt/ml/checkpoints for spot training"
     )
     p.add_argument(
-        "--dataset-path", default="", help="file or folder inside the train channel (default: the channel)"
+        "--dataset-path",
+        "--dataset_path",
+        default="",
+        help="file or folder inside the train channel (default: the channel)",
     )
     p.add_argument("--format", default="auto")
     for name, value in defaults.to_dict().items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        # SageMaker passes hyper-parameters as ``--key value`` with the key as given; accept both spellings.
+        spellings = dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"])
+        p.add_argument(*spellings, dest=name, type=type(value), default=value)
     return p.parse_args(argv)
 
 
@@ -59,6 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint_dir = args.checkpoint_dir
     if checkpoint_dir is None and Path("/opt/ml/checkpoints").is_dir():
         checkpoint_dir = Path("/opt/ml/checkpoints")
+    ctx = init_from_env()
+    try:
+        if ctx.is_main:
+            _train_and_write(args, config, dataset, checkpoint_dir)
+        else:
+            train_replica(dataset, config, fmt=args.format, checkpoint_dir=checkpoint_dir)
+        barrier(ctx)
+    finally:
+        shutdown()
+    return 0
+
+
+def _train_and_write(
+    args: argparse.Namespace, config: TrainConfig, dataset: Path, checkpoint_dir: Path | None
+) -> None:
     # The bundle is written (atomically) next to a temp folder, then copied into SM_MODEL_DIR: that folder
     # belongs to SageMaker and must not be renamed away.
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     # SageMaker captures stdout in CloudWatch; metric definitions can regex these lines.
     for model, values in report.metrics["test"]["full"].items():
         print(f"metric {model} test_full_NDCG@10={values['NDCG@10']:.4f} HR@10={values['HR@10']:.4f}")
-    print(json.dumps(summary))
-    return 0
+    print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":

@@ -193,7 +193,7 @@ def evaluate(
     table.add_column("value", justify="right")
     for key in keys:
         table.add_row(key, f"{result.metrics[key]:.4f}")
-    Console().print(table)
+    _stdout().print(table)
 
 
 @app.command()
@@ -267,6 +267,12 @@ def _curl_examples(container: Container, base: str) -> list[str]:
     ]
 
 
+def _stdout() -> Console:
+    # Outside a terminal (CI logs, pipes) rich would squeeze the metric tables into 80 columns.
+    out = Console()
+    return out if out.is_terminal else Console(width=160)
+
+
 def _metric_order(key: str) -> tuple[int, str]:
     name, _, k = key.partition("@")
     return (int(k) if k else 0, name)
@@ -281,7 +287,406 @@ def _print_table(title: str, rows: list[list[str]]) -> None:
         table.add_column(m, justify="right")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    _stdout().print(table)
+
+
+# --- shoprec endpoint --------------------------------------------------------------------------------
+
+endpoint_app = typer.Typer(
+    no_args_is_help=True, help="The ranking endpoint (the SageMaker inference container)."
+)
+app.add_typer(endpoint_app, name="endpoint")
+
+
+@endpoint_app.command("serve")
+def endpoint_serve(
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(help="Bundle folder (default: $SHOPREC_ENDPOINT_MODEL_DIR or /opt/ml/model)."),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8080, SageMaker's).")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface (default 0.0.0.0).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda (default auto).")] = None,
+    threads: Annotated[int | None, typer.Option(help="onnxruntime threads (0: one per core).")] = None,
+    batch_max_instances: Annotated[int | None, typer.Option(help="Most instances per model call.")] = None,
+    batch_max_wait_ms: Annotated[
+        float | None, typer.Option(help="How long a request waits for others to batch with.")
+    ] = None,
+    batch_queue_size: Annotated[int | None, typer.Option(help="Waiting requests before 503.")] = None,
+) -> None:
+    """Serve a bundle exactly as the SageMaker container does (same app, same settings)."""
+    from pydantic import ValidationError
+
+    from shoprec.endpoint.server import run_endpoint
+    from shoprec.endpoint.settings import EndpointSettings
+
+    try:
+        settings = EndpointSettings().overridden(
+            model_dir=model_dir,
+            port=port,
+            host=host,
+            device=device,
+            threads=threads,
+            batch_max_instances=batch_max_instances,
+            batch_max_wait_ms=batch_max_wait_ms,
+            batch_queue_size=batch_queue_size,
+        )
+        run_endpoint(settings)
+    except (ShopRecError, ValidationError, ValueError) as exc:
+        _fail(exc)
+
+
+# --- shoprec sagemaker ------------------------------------------------------------------------------
+
+sagemaker_app = typer.Typer(
+    no_args_is_help=True,
+    help="Train, publish, deploy, promote and roll back on SageMaker (see docs/deploy.md).",
+)
+app.add_typer(sagemaker_app, name="sagemaker")
+
+BucketOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="SHOPREC_ARTIFACT_BUCKET", help="Artifact bucket (default for --output and --models)."
+    ),
+]
+RoleOpt = Annotated[
+    str | None, typer.Option(envvar="SHOPREC_SAGEMAKER_ROLE", help="SageMaker execution role ARN.")
+]
+StageOpt = Annotated[
+    str,
+    typer.Option(envvar="SHOPREC_STAGE", help="Stack stage: names the default endpoint and parameter."),
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint",
+        envvar="SHOPREC_ENDPOINT_NAME",
+        help="SageMaker endpoint (default shoprec-STAGE-ranker).",
+    ),
+]
+ParameterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--parameter",
+        envvar="SHOPREC_MODEL_VERSION_PARAMETER",
+        help="SSM parameter naming the served version (default /shoprec/STAGE/model-version).",
+    ),
+]
+
+
+def _endpoint_name(endpoint: str | None, stage: str) -> str:
+    """The stack's names (template.yaml): endpoint shoprec-<stage>-ranker."""
+    return endpoint or f"shoprec-{stage}-ranker"
+
+
+def _parameter_name(parameter: str | None, stage: str) -> str:
+    return parameter or f"/shoprec/{stage}/model-version"
+
+
+def _required(value: str | None, option: str, envvar: str) -> str:
+    if not value:
+        _fail(ValueError(f"{option} is required (or set {envvar})"))
+    assert value is not None
+    return value
+
+
+def _models_url(models: str | None, bucket: str | None) -> str:
+    if models:
+        return models
+    return f"s3://{_required(bucket, '--models or --bucket', 'SHOPREC_ARTIFACT_BUCKET')}/models"
+
+
+@sagemaker_app.command("train")
+def sagemaker_train(
+    data: Annotated[str, typer.Option(help="s3:// prefix of the dataset (the train channel).")],
+    instance_type: Annotated[str, typer.Option(help="Training instance type.")] = "ml.g5.xlarge",
+    instance_count: Annotated[int, typer.Option(help="Instances; torchrun runs one process per GPU.")] = 1,
+    spot: Annotated[bool, typer.Option("--spot", help="Managed spot capacity, with checkpoints.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the job; publish the bundle when done.")
+    ] = False,
+    role: RoleOpt = None,
+    output: Annotated[
+        str | None, typer.Option(help="s3:// prefix for staged code, checkpoints and the job's output.")
+    ] = None,
+    bucket: BucketOpt = None,
+    models: Annotated[
+        str | None, typer.Option(help="Where --wait publishes (default s3://BUCKET/models).")
+    ] = None,
+    hp: Annotated[
+        list[str] | None, typer.Option("--hp", help="Hyper-parameter key=value for train.py (repeatable).")
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option(help="Training image URI (default: AWS PyTorch image).")
+    ] = None,
+    max_run_hours: Annotated[float, typer.Option(help="Stop the job after this long.")] = 2.0,
+    max_wait_hours: Annotated[
+        float | None, typer.Option(help="Spot: run time plus waiting for capacity (default 2x run).")
+    ] = None,
+) -> None:
+    """Launch a SageMaker training job running sagemaker/training/train.py (SDK v3 ModelTrainer)."""
+    from shoprec.deploy.endpoints import AwsClients
+    from shoprec.deploy.models import publish_model_tarball
+    from shoprec.deploy.training_jobs import (
+        TrainingJobSpec,
+        TrainingStatus,
+        launch_training_job,
+        parse_hyperparameters,
+        wait_for_training_job,
+    )
+
+    try:
+        spec = TrainingJobSpec(
+            data=data,
+            output=output
+            or f"s3://{_required(bucket, '--output or --bucket', 'SHOPREC_ARTIFACT_BUCKET')}/training",
+            role=_required(role, "--role", "SHOPREC_SAGEMAKER_ROLE"),
+            instance_type=instance_type,
+            instance_count=instance_count,
+            spot=spot,
+            max_run_hours=max_run_hours,
+            max_wait_hours=max_wait_hours,
+            hyperparameters=parse_hyperparameters(hp or []),
+            image=image,
+        )
+        job = launch_training_job(spec)
+        _say(f"training job [bold]{job.name}[/] started; bundle will be {job.model_data_url}")
+        if not wait:
+            return
+
+        def show(status: TrainingStatus) -> None:
+            _say(f"  {status.status:<11} {status.secondary_status}")
+
+        final = wait_for_training_job(job.name, on_change=show)
+        if final.status != "Completed":
+            _fail(
+                RuntimeError(
+                    f"training job {job.name} {final.status}: {final.failure_reason or 'no reason given'}"
+                )
+            )
+        published = publish_model_tarball(
+            final.model_data_url or job.model_data_url,
+            _models_url(models, bucket),
+            s3=AwsClients.default().s3,
+        )
+    except (ShopRecError, ValueError) as exc:
+        _fail(exc)
+        return
+    _say(f"published version {published.version} to {published.url}")
+    _say(f"next: shoprec sagemaker deploy --artifacts {published.url}")
+
+
+@sagemaker_app.command("publish")
+def sagemaker_publish(
+    source: Annotated[str, typer.Argument(help="Bundle folder, or s3://.../model.tar.gz of a training job.")],
+    models: Annotated[str | None, typer.Option(help="Models prefix (default s3://BUCKET/models).")] = None,
+    bucket: BucketOpt = None,
+) -> None:
+    """Publish a bundle to models/{version}/ (bundle files and model.tar.gz)."""
+    from shoprec.deploy.endpoints import AwsClients
+    from shoprec.deploy.models import publish_bundle, publish_model_tarball
+
+    try:
+        url = _models_url(models, bucket)
+        s3 = AwsClients.default().s3
+        if source.startswith("s3://"):
+            published = publish_model_tarball(source, url, s3=s3)
+        else:
+            published = publish_bundle(Path(source), url, s3=s3)
+    except (ShopRecError, ValueError) as exc:
+        _fail(exc)
+        return
+    _say(f"published version {published.version} to {published.url}")
+    sys.stdout.write(published.url + "\n")
+
+
+@sagemaker_app.command("deploy")
+def sagemaker_deploy(
+    artifacts: Annotated[str, typer.Option(help="Published model: s3://bucket/models/VERSION.")],
+    weight: Annotated[
+        float, typer.Option(help="Canary share of the fleet (0 to 0.5; 0: all-at-once blue/green).")
+    ] = 0.1,
+    endpoint: EndpointOpt = None,
+    stage: StageOpt = "dev",
+    instance_type: Annotated[
+        str | None,
+        typer.Option(help="Instance type (default: the endpoint's, or ml.c7i.xlarge for a new one)."),
+    ] = None,
+    instance_count: Annotated[
+        int | None,
+        typer.Option(help="Instances (default: as many as run now, or 2); a canary needs >= 2."),
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option(envvar="SHOPREC_INFERENCE_IMAGE", help="Inference image URI (ECR).")
+    ] = None,
+    role: RoleOpt = None,
+    alarm: Annotated[
+        list[str] | None, typer.Option("--alarm", help="CloudWatch alarm that rolls back (repeatable).")
+    ] = None,
+    bake_minutes: Annotated[float, typer.Option(help="Canary bake time before the full shift.")] = 10.0,
+    termination_wait_minutes: Annotated[
+        float, typer.Option(help="Old fleet kept after the full shift.")
+    ] = 5.0,
+    env: Annotated[
+        list[str] | None,
+        typer.Option("--env", help="KEY=VALUE for the container, e.g. SHOPREC_ENDPOINT_THREADS=4."),
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the endpoint is InService.")] = False,
+) -> None:
+    """Create or blue/green-update the endpoint with a canary; alarms roll it back automatically."""
+    from shoprec.deploy.endpoints import AwsClients, EndpointSpec, deploy, wait_in_service
+
+    try:
+        environment = dict(_key_value(e, "--env") for e in env or [])
+        endpoint = _endpoint_name(endpoint, stage)
+        spec = EndpointSpec(
+            endpoint=endpoint,
+            image=_required(image, "--image", "SHOPREC_INFERENCE_IMAGE"),
+            role=_required(role, "--role", "SHOPREC_SAGEMAKER_ROLE"),
+            instance_type=instance_type,
+            instance_count=instance_count,
+            weight=weight,
+            bake_minutes=bake_minutes,
+            termination_wait_minutes=termination_wait_minutes,
+            alarms=tuple(alarm or ()),
+            environment=environment,
+        )
+        clients = AwsClients.default()
+        result = deploy(artifacts, spec, clients=clients)
+        _say(f"version {result.version}: model {result.model_name}, config {result.endpoint_config_name}")
+        if result.action == "created":
+            _say(f"creating endpoint {endpoint} (no canary: there is no previous version)")
+        elif result.action == "unchanged":
+            _say(f"endpoint {endpoint} already runs this config")
+        else:
+            share = f"{result.canary_share:.0%} of the traffic" if result.canary_share else "all at once"
+            _say(f"updating {endpoint}: blue/green, canary {share}, bake {bake_minutes:g} min")
+            if not spec.alarms:
+                _say("[yellow]no --alarm given: nothing can roll the canary back automatically[/]")
+        if wait:
+            wait_in_service(endpoint, clients=clients)
+            _say(f"endpoint {endpoint} is InService")
+    except (ShopRecError, ValueError) as exc:
+        _fail(exc)
+
+
+@sagemaker_app.command("status")
+def sagemaker_status(
+    endpoint: EndpointOpt = None,
+    parameter: ParameterOpt = None,
+    stage: StageOpt = "dev",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON on stdout.")] = False,
+) -> None:
+    """The endpoint's status, the version each variant runs, and the version the Lambdas serve."""
+    from dataclasses import asdict
+
+    from shoprec.deploy.endpoints import AwsClients, endpoint_state
+
+    try:
+        state = endpoint_state(
+            _endpoint_name(endpoint, stage),
+            clients=AwsClients.default(),
+            parameter=_parameter_name(parameter, stage),
+        )
+    except (ShopRecError, ValueError) as exc:
+        _fail(exc)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps({**asdict(state), "version": state.version}, default=str) + "\n")
+        return
+    _say(f"endpoint [bold]{state.endpoint}[/] {state.status} · config {state.endpoint_config_name}")
+    if state.pending_config_name:
+        _say(f"  deploying config {state.pending_config_name}")
+    if state.failure_reason:
+        _say(f"  [red]{state.failure_reason}[/]")
+    table = Table(title="variants")
+    for column in ("variant", "model", "version", "weight", "instances"):
+        table.add_column(column)
+    for v in state.variants:
+        table.add_row(v.name, v.model_name, v.version or "?", str(v.current_weight), str(v.instances))
+    _stdout().print(table)
+    _say(f"served by the online services ({state.parameter}): {state.served_version or 'nothing yet'}")
+
+
+@sagemaker_app.command("promote")
+def sagemaker_promote(
+    version: Annotated[
+        str | None, typer.Argument(help="Version to promote (default: the endpoint's).")
+    ] = None,
+    endpoint: EndpointOpt = None,
+    parameter: ParameterOpt = None,
+    stage: StageOpt = "dev",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for a deployment in progress first.")] = False,
+) -> None:
+    """Serve the endpoint's version everywhere: set the SSM served-version parameter to it."""
+    from shoprec.deploy.endpoints import AwsClients, promote
+
+    parameter = _parameter_name(parameter, stage)
+    try:
+        result = promote(
+            _endpoint_name(endpoint, stage),
+            parameter,
+            clients=AwsClients.default(),
+            version=version,
+            wait=wait,
+        )
+    except (ShopRecError, ValueError) as exc:
+        _fail(exc)
+        return
+    if result.parameter_changed:
+        _say(f"{parameter}: {result.from_version or 'unset'} → {result.to_version}")
+        _say(_stack_hint(result.to_version))
+    else:
+        _say(f"{parameter} already is {result.to_version}")
+
+
+@sagemaker_app.command("rollback")
+def sagemaker_rollback(
+    endpoint: EndpointOpt = None,
+    parameter: ParameterOpt = None,
+    stage: StageOpt = "dev",
+    to: Annotated[
+        str | None, typer.Option("--to", help="Version to go back to (default: the previous).")
+    ] = None,
+) -> None:
+    """Put the endpoint and the served-version parameter back on the previous version."""
+    from shoprec.deploy.endpoints import AwsClients, rollback
+
+    endpoint = _endpoint_name(endpoint, stage)
+    parameter = _parameter_name(parameter, stage)
+    try:
+        result = rollback(endpoint, parameter, clients=AwsClients.default(), to_version=to)
+    except (ShopRecError, ValueError) as exc:
+        _fail(exc)
+        return
+    if result.endpoint_updating:
+        _say(
+            f"endpoint {endpoint}: {result.from_version} → {result.to_version} "
+            f"(config {result.endpoint_config_name})"
+        )
+    if result.parameter_changed:
+        _say(f"{parameter} → {result.to_version}")
+        _say(_stack_hint(result.to_version))
+
+
+def _stack_hint(version: str) -> str:
+    return (
+        f"keep the stack in step: ModelVersion={version.removeprefix('sha256:')} in its parameter_overrides "
+        "(the next sam deploy writes its ModelVersion back to the parameter)"
+    )
+
+
+def _say(message: str) -> None:
+    """One line on stderr, never wrapped: lines carry S3 URLs and versions meant for copying."""
+    console.print(message, soft_wrap=True, highlight=False)
+
+
+def _key_value(pair: str, option: str) -> tuple[str, str]:
+    key, sep, value = pair.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{option} {pair!r}: expected KEY=VALUE")
+    return key, value
 
 
 def main() -> Any:

@@ -8,17 +8,32 @@ adapters (fakes) for any port; nothing here is patched.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 from shoprec.artifacts.bundle import Bundle, load_bundle
 from shoprec.catalog import CatalogIndex
+from shoprec.errors import ShopRecError
 from shoprec.ports import ArtifactStore, Cache, Ranker, UserStateStore
 from shoprec.services.events import EventService
 from shoprec.services.recommendation import RecommendationService
 from shoprec.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+class ModelVersionSource(Protocol):
+    """Where the version to serve is looked up (an SSM parameter: ``shoprec.adapters.aws.ssm_version``)."""
+
+    def current(self) -> str: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,13 +109,48 @@ def build_container(
 
 
 def artifact_store_for(settings: Settings) -> ArtifactStore:
-    if settings.artifacts.startswith("s3://"):
+    """The store of ``settings.artifacts``; with a served-version parameter, of the folder the parameter
+    names beside it (``s3://bucket/models/v1`` and ``<hex>`` → ``s3://bucket/models/<hex>``)."""
+    location = settings.artifacts
+    if settings.model_version_parameter:
+        location = served_location(location, version_source_for(settings).current())
+    if location.startswith("s3://"):
         from shoprec.adapters.aws.s3_artifacts import S3ArtifactStore
 
-        return S3ArtifactStore(settings.artifacts, cache_dir=settings.artifact_cache_dir)
+        return S3ArtifactStore(location, cache_dir=settings.artifact_cache_dir)
     from shoprec.adapters.local.artifacts import LocalArtifactStore
 
-    return LocalArtifactStore(Path(settings.artifacts))
+    return LocalArtifactStore(Path(location))
+
+
+def version_source_for(settings: Settings) -> ModelVersionSource:
+    """The served-version parameter of ``settings`` (one per process, so its cache is shared)."""
+    if not settings.model_version_parameter:
+        raise ValueError("model_version_parameter is not set")
+    return _ssm_version(settings.model_version_parameter, settings.model_version_max_age_s)
+
+
+@lru_cache(maxsize=8)
+def _ssm_version(name: str, max_age_s: int) -> ModelVersionSource:
+    from shoprec.adapters.aws.ssm_version import SsmModelVersion
+
+    return SsmModelVersion(name, max_age_s=max_age_s)
+
+
+def served_location(artifacts: str, version: str) -> str:
+    """The sibling of the ``artifacts`` version folder that holds ``version``."""
+    folder = version.removeprefix("sha256:")
+    if artifacts.startswith("s3://"):
+        return f"{artifacts.rstrip('/').rpartition('/')[0]}/{folder}"
+    return str(Path(artifacts).parent / folder)
+
+
+def default_served_version() -> str | None:
+    """The version the process-wide settings say to serve, or ``None`` when no parameter is configured."""
+    settings = get_settings()
+    if not settings.model_version_parameter:
+        return None
+    return version_source_for(settings).current()
 
 
 def state_store_for(dsn: str) -> UserStateStore:
@@ -148,25 +198,91 @@ class LazyContainer:
 
     Thread-safe (sync routes run in a thread pool); a failed build is not cached, so the next request
     tries again (e.g. after the bundle upload finished).
+
+    With ``current_version`` (by default: the served-version parameter of the settings, when one is
+    configured) every :meth:`get` compares the wanted version with the built one and rebuilds on a change,
+    which is how a promotion reaches warm Lambdas. The lookup is cached by the source (a minute for SSM).
+    If the new version cannot be built, or the lookup fails, the current container keeps serving and the
+    switch is retried after ``retry_after_s``.
     """
 
-    def __init__(self, factory: Callable[[], Container] | None = None) -> None:
+    def __init__(
+        self,
+        factory: Callable[[], Container] | None = None,
+        *,
+        current_version: Callable[[], str | None] | None = None,
+        retry_after_s: float = 60.0,
+    ) -> None:
+        if factory is None and current_version is None:
+            current_version = default_served_version
         self._factory = factory or default_container
+        self._current_version = current_version
+        self._retry_after_s = retry_after_s
         self._container: Container | None = None
+        self._built_for: str | None = None  # the wanted version the container was built for
+        self._tracks_version = False
+        self._failed: tuple[str, float] | None = None
         self._lock = threading.Lock()
 
     @property
     def built(self) -> bool:
-        return self._container is not None
+        """Whether :meth:`get` returns without I/O: built, and not following a served-version parameter."""
+        return self._container is not None and not self._tracks_version
 
     def get(self) -> Container:
+        wanted = self._wanted_version()
         container = self._container
-        if container is None:
-            with self._lock:
-                if self._container is None:
-                    self._container = self._factory()
-                container = self._container
-        return container
+        if container is not None and (wanted is None or wanted == self._built_for):
+            return container
+        with self._lock:
+            container = self._container
+            if container is not None and (wanted is None or wanted == self._built_for):
+                return container
+            if container is None:
+                self._container = self._factory()
+                self._built_for = wanted
+                return self._container
+            assert wanted is not None
+            failed = self._failed
+            if (
+                failed is not None
+                and failed[0] == wanted
+                and time.monotonic() - failed[1] < self._retry_after_s
+            ):
+                return container
+            try:
+                self._container = self._factory()
+            except ShopRecError as exc:
+                log.error(
+                    "cannot switch to model version %s, still serving %s: %s",
+                    wanted,
+                    container.model_version,
+                    exc,
+                )
+                self._failed = (wanted, time.monotonic())
+                return container
+            log.info("switched from model version %s to %s", container.model_version, wanted)
+            self._built_for = wanted
+            self._failed = None
+            return self._container
+
+    def _wanted_version(self) -> str | None:
+        if self._current_version is None:
+            return None
+        try:
+            wanted = self._current_version()
+        except ShopRecError as exc:
+            if self._container is None:
+                raise
+            log.warning(
+                "cannot look up the served model version, still serving %s: %s",
+                self._container.model_version,
+                exc,
+            )
+            return None
+        if wanted is not None:
+            self._tracks_version = True
+        return wanted
 
 
 def default_container() -> Container:

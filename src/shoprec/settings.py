@@ -9,6 +9,11 @@ Backends are DSN-style strings whose prefix picks the adapter (see :mod:`shoprec
 ``artifacts`` a local folder · ``s3://bucket/prefix``
 ============  =====================================================================================
 
+With ``model_version_parameter`` (an SSM parameter name) the version served is read from the parameter,
+cached for ``model_version_max_age_s``, and loaded from its folder beside ``artifacts``: with
+``artifacts=s3://bucket/models/v1`` and the parameter at ``<hex>``, from ``s3://bucket/models/<hex>``.
+Promoting a version needs no redeploy (see ``docs/deploy.md``).
+
 Every validator names the field and the accepted forms, so a typo in a Lambda's environment fails the
 cold start with a message that says what to fix.
 """
@@ -21,13 +26,14 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE_FORMS: Final = "sqlite:///path or dynamodb://table"
 CACHE_FORMS: Final = "memory://, redis://host:port/db or rediss://host:port/db"
 RANKER_FORMS: Final = "onnx, sagemaker://endpoint-name or http(s)://host:port"
 _NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+_PARAMETER_CHARS: Final = _NAME_CHARS | {"/"}
 
 
 def _default_cache_dir() -> Path:
@@ -66,6 +72,27 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=262_144, ge=1_024, description="Largest accepted request body; larger ones get 413."
     )
+    model_version_parameter: str | None = Field(
+        default=None,
+        description="SSM parameter naming the version folder to serve, a sibling of artifacts' own "
+        "(models/{version}); unset: artifacts is the bundle served.",
+    )
+    model_version_max_age_s: int = Field(
+        default=60, ge=0, le=3_600, description="How long a looked-up served version is cached."
+    )
+
+    @field_validator("model_version_parameter")
+    @classmethod
+    def _check_model_version_parameter(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if len(value) > 2_048 or not set(value) <= _PARAMETER_CHARS:
+            raise ValueError(
+                f"model_version_parameter: {value!r} is not an SSM parameter name "
+                "(letters, digits and _ . - /, e.g. /shoprec/prod/model-version)"
+            )
+        return value
 
     @field_validator("artifacts")
     @classmethod
@@ -123,6 +150,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"ranker: {value!r} names no host; expected {RANKER_FORMS}")
             return value
         raise ValueError(f"ranker: unknown backend {value!r}; expected {RANKER_FORMS}")
+
+    @model_validator(mode="after")
+    def _check_versioned_artifacts(self) -> Settings:
+        bucket_only = "/" not in self.artifacts.removeprefix("s3://").strip("/")
+        if self.model_version_parameter and self.artifacts.startswith("s3://") and bucket_only:
+            raise ValueError(
+                f"artifacts: {self.artifacts!r} names no version folder; with model_version_parameter it "
+                "must be s3://bucket/models/<version> (versions are served from its siblings)"
+            )
+        return self
 
     def overridden(self, **changes: object) -> Settings:
         """A validated copy with ``changes`` applied (``None`` values are ignored), e.g. from CLI flags."""

@@ -17,12 +17,23 @@ OUTPUT_SCORES = "scores"
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
+CPU_PROVIDERS: tuple[str, ...] = ("CPUExecutionProvider",)
 
 
 class OnnxRanker:
     """Scores candidate items for users' recent item sequences (internal item indices, 0-based)."""
 
-    def __init__(self, model_path: Path, *, n_items: int, max_len: int, threads: int = 1) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        n_items: int,
+        max_len: int,
+        threads: int = 1,
+        providers: Sequence[str] = CPU_PROVIDERS,
+    ) -> None:
+        """``threads`` is onnxruntime's intra-op thread count (0: its default); ``providers`` are execution
+        providers in order of preference (e.g. CUDA first, then CPU for the operators it lacks)."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -30,12 +41,17 @@ class OnnxRanker:
         opts.inter_op_num_threads = 1
         try:
             self._session = ort.InferenceSession(
-                str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+                str(model_path), sess_options=opts, providers=list(providers)
             )
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
             raise ArtifactError(f"{model_path}: cannot load the ONNX ranker: {exc}") from exc
         self.n_items = n_items
         self.max_len = max_len
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session really uses (onnxruntime falls back to CPU silently)."""
+        return list(self._session.get_providers())
 
     def score(self, histories: Sequence[IntArray], candidates: IntArray) -> FloatArray:
         """Scores [B, C] of ``candidates`` [B, C] (internal indices) for each of the B histories."""

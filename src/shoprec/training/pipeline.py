@@ -82,9 +82,11 @@ def torch_scorer(model: SASRec, max_len: int) -> Scorer:
     def score(histories: Sequence[np.ndarray]) -> np.ndarray:
         # Drop the all-padding columns on the left: a batch is only as wide as its longest history.
         width = max(1, min(max_len, max(len(h) for h in histories)))
-        tokens = torch.from_numpy(left_pad(histories, max_len)[:, -width:])
+        # The model is on a GPU while a torchrun rank trains on one.
+        device = next(model.parameters()).device
+        tokens = torch.from_numpy(left_pad(histories, max_len)[:, -width:]).to(device)
         with torch.no_grad():
-            return model.score_all(tokens).numpy()
+            return model.score_all(tokens).cpu().numpy()
 
     return score
 
@@ -231,6 +233,26 @@ def run_training(
         total_seconds=time.perf_counter() - t_start,
         extra=export_report,
     )
+
+
+def train_replica(
+    dataset: str | Path,
+    config: TrainConfig,
+    *,
+    fmt: str = "auto",
+    data_root: Path | None = None,
+    checkpoint_dir: Path | None = None,
+) -> None:
+    """What every ``torchrun`` rank but 0 runs beside :func:`run_training`: the same data, split and
+    training steps (rank 0 validates, evaluates and writes the bundle; this rank only contributes gradients).
+    """
+    ds = load_dataset(dataset, fmt, data_root=data_root)
+    split = leave_one_out(ds)
+
+    def rank_zero_validates(model: SASRec) -> float:
+        raise RuntimeError("only rank 0 validates")
+
+    train_sasrec(split.train, ds.n_items, config, rank_zero_validates, checkpoint_dir=checkpoint_dir)
 
 
 def _progress_to(ui: TrainingUI, task: str) -> Callable[[int, int], None]:

@@ -1,4 +1,11 @@
-"""Training loop for the SASRec ranker: full cross-entropy, early stopping, checkpoints, time budget."""
+"""Training loop for the SASRec ranker: full cross-entropy, early stopping, checkpoints, time budget.
+
+Started by ``torchrun`` with several processes (see :mod:`shoprec.training.distributed`), the same loop
+trains data-parallel with ``DistributedDataParallel``: every rank draws the same permutation and takes a
+strided shard of each global batch, so the optimiser sees the same batches, steps and learning-rate schedule
+as a single process. Rank 0 alone validates and writes checkpoints; its validation score, epoch time and
+clock are broadcast, so every rank makes the same early-stopping, time-budget and schedule decisions.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +20,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from shoprec.ranking.tokens import left_pad
 from shoprec.training.config import TrainConfig
+from shoprec.training.distributed import DistContext, broadcast_from_main, current, mean_over_ranks
 from shoprec.training.sasrec import SASRec
 
 IntArray = npt.NDArray[np.int64]
@@ -55,6 +65,17 @@ def training_windows(train: Sequence[IntArray], max_len: int) -> tuple[torch.Ten
     return _tokens([s[:-1] for s in usable], max_len), _tokens([s[1:] for s in usable], max_len)
 
 
+class _LossModule(nn.Module):
+    """``SASRec.loss`` as a forward pass: DDP synchronises gradients of what runs through its forward."""
+
+    def __init__(self, model: SASRec) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, seq: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.model.loss(seq, target)
+
+
 Validator = Callable[[SASRec], float]
 BatchCallback = Callable[[int, int, int, float], None]  # epoch, batch, n_batches, loss
 EpochCallback = Callable[[EpochLog], None]
@@ -75,11 +96,16 @@ def train_sasrec(
     Stops after ``patience`` epochs without improvement, after ``max_epochs``, or when ``max_minutes``
     would be exceeded by another epoch. With ``checkpoint_dir`` the best and the last state are saved
     after every epoch and training resumes from the last state when one is found there (spot restarts).
+
+    In a ``torchrun`` process group ``batch_size`` is the global batch (each of the N ranks computes 1/N of
+    it), ``validate`` is called on rank 0 only, only rank 0 writes checkpoints (every rank resumes from
+    them) and the returned model, on every rank, is on the CPU.
     """
     if config.threads:
         torch.set_num_threads(config.threads)
+    ctx = current()
     set_seed(config.seed)
-    model = SASRec(config.model_config(n_items))
+    model = SASRec(config.model_config(n_items)).to(ctx.device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     inputs, targets = training_windows(train, config.max_len)
     lengths = (inputs > 0).sum(dim=1)
@@ -94,13 +120,20 @@ def train_sasrec(
         if resumed is not None:
             start_epoch, result.best_epoch, result.best_valid_ndcg10, bad_epochs, best_state, logs = resumed
             result.epochs = [EpochLog(**e) for e in logs]
+    step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = model.loss
+    if ctx.data_parallel:
+        # Same initial weights everywhere (DDP also broadcasts them); dropout masks differ per rank.
+        torch.manual_seed(config.seed + ctx.rank)
+        step_loss = DistributedDataParallel(
+            _LossModule(model), device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None
+        )
     gen = torch.Generator().manual_seed(config.seed)
     t0 = time.perf_counter()
     budget = config.max_minutes * 60.0
     epoch_seconds = 0.0
     planned_epochs = config.max_epochs
     for epoch in range(start_epoch, config.max_epochs + 1):
-        elapsed = time.perf_counter() - t0
+        (elapsed,) = broadcast_from_main([time.perf_counter() - t0], ctx)
         if epoch > start_epoch:
             if elapsed + epoch_seconds > budget:
                 result.stopped_by = "time budget"
@@ -113,13 +146,13 @@ def train_sasrec(
         total = 0.0
         perm = torch.randperm(n, generator=gen)
         for b in range(n_batches):
-            idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
+            idx = _shard(perm[b * config.batch_size : (b + 1) * config.batch_size], ctx)
             step = (epoch - 1) * n_batches + b
             for group in opt.param_groups:
                 group["lr"] = config.lr * lr_factor(step, planned_epochs * n_batches, config)
             # Sequences are left-padded: columns left of the batch's longest sequence are all padding.
             width = int(lengths[idx].max())
-            loss = model.loss(inputs[idx, -width:], targets[idx, -width:])
+            loss = step_loss(inputs[idx, -width:].to(ctx.device), targets[idx, -width:].to(ctx.device))
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
@@ -128,9 +161,12 @@ def train_sasrec(
             if on_batch is not None:
                 on_batch(epoch, b + 1, n_batches, loss_value)
         model.eval()
-        with torch.no_grad():
-            score = validate(model)
-        log = EpochLog(epoch, total / max(n_batches, 1), score, time.perf_counter() - te)
+        score = -1.0
+        if ctx.is_main:
+            with torch.no_grad():
+                score = validate(model)
+        score, seconds = broadcast_from_main([score, time.perf_counter() - te], ctx)
+        log = EpochLog(epoch, mean_over_ranks(total / max(n_batches, 1), ctx), score, seconds)
         epoch_seconds = max(epoch_seconds, log.seconds)
         result.epochs.append(log)
         if score > result.best_valid_ndcg10:
@@ -140,7 +176,7 @@ def train_sasrec(
             bad_epochs += 1
         if on_epoch is not None:
             on_epoch(log)
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and ctx.is_main:
             _save_checkpoint(checkpoint_dir, model, opt, epoch, result, bad_epochs, best_state)
         if bad_epochs >= config.patience:
             result.stopped_by = f"no validation gain for {config.patience} epochs"
@@ -148,9 +184,18 @@ def train_sasrec(
     else:
         result.stopped_by = "max epochs"
     model.load_state_dict(best_state)
-    model.eval()
+    model.cpu().eval()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _shard(batch: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """This rank's strided share of a global batch (DistributedSampler-style); never empty."""
+    if not ctx.data_parallel:
+        return batch
+    shard = batch[ctx.rank :: ctx.world_size]
+    # A last batch smaller than the world leaves some ranks without a row; every rank must still step.
+    return shard if len(shard) else batch[:1]
 
 
 def lr_factor(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -194,7 +239,7 @@ def _load_checkpoint(
     path = directory / "last.pt"
     if not path.exists():
         return None
-    state = torch.load(path, weights_only=True)
+    state = torch.load(path, weights_only=True, map_location="cpu")
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng"])

@@ -10,7 +10,7 @@ import numpy as np
 
 from shoprec.artifacts.bundle import RANKER_ONNX, Bundle
 from shoprec.errors import ArtifactError, RankerUnavailableError
-from shoprec.ranking.onnx_ranker import OnnxRanker
+from shoprec.ranking.onnx_ranker import CPU_PROVIDERS, OnnxRanker
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class LocalOnnxRanker:
     logged; the scores are still returned and the caller decides whether it is too late to use them.
     """
 
-    def __init__(self, bundle: Bundle, threads: int = 1) -> None:
+    def __init__(self, bundle: Bundle, threads: int = 1, providers: Sequence[str] = CPU_PROVIDERS) -> None:
         ranker_cfg = bundle.manifest.extra.get("ranker")
         max_len = ranker_cfg.get("max_len") if isinstance(ranker_cfg, dict) else None
         if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 1:
@@ -40,8 +40,15 @@ class LocalOnnxRanker:
         self.max_len = max_len
         self.model_version = bundle.model_version
         self._model_path = bundle.file(RANKER_ONNX)
-        self._ranker = OnnxRanker(self._model_path, n_items=bundle.n_items, max_len=max_len, threads=threads)
+        self._ranker = OnnxRanker(
+            self._model_path, n_items=bundle.n_items, max_len=max_len, threads=threads, providers=providers
+        )
         self._index = {item_id: i for i, item_id in enumerate(bundle.item_ids)}
+
+    @property
+    def providers(self) -> list[str]:
+        """onnxruntime execution providers in use, preferred first."""
+        return self._ranker.providers
 
     def unknown_items(self, item_ids: Sequence[str]) -> list[str]:
         """The ids in ``item_ids`` that are not in the bundle (each once, in first-seen order)."""
