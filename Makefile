@@ -23,7 +23,9 @@ venv: $(STAMP)
 $(ARTIFACTS)/manifest.json: | $(STAMP)
 	$(VENV)/bin/shoprec train --dataset amazon-scientific --out $(ARTIFACTS)
 
+# The dataset's users are imported into the local state store (idempotent), so their ids work in the API.
 run: $(STAMP) $(ARTIFACTS)/manifest.json
+	$(VENV)/bin/shoprec state import --dataset amazon-scientific --artifacts $(ARTIFACTS)
 	$(VENV)/bin/shoprec serve --artifacts $(ARTIFACTS) --port $(PORT)
 
 lint: $(STAMP)

@@ -237,6 +237,46 @@ def serve(
     uvicorn.run(create_app(container), host=host, port=port, log_level="info")
 
 
+state_app = typer.Typer(no_args_is_help=True, help="The user-state store.")
+app.add_typer(state_app, name="state")
+
+
+@state_app.command("import")
+def state_import(
+    dataset: DatasetOpt,
+    artifacts: Annotated[
+        str | None, typer.Option(help="Bundle folder or s3://bucket/prefix (default: $SHOPREC_ARTIFACTS).")
+    ] = None,
+    state: Annotated[str | None, typer.Option(help="sqlite:///path or dynamodb://table.")] = None,
+    fmt: FormatOpt = "auto",
+    data_root: DataRootOpt = None,
+) -> None:
+    """Load the dataset's user histories into the state store (idempotent), so its user ids are known."""
+    from pydantic import ValidationError
+
+    from shoprec.container import build_container
+    from shoprec.data import load_dataset
+    from shoprec.services.importer import import_histories
+    from shoprec.settings import get_settings
+
+    try:
+        settings = get_settings().overridden(artifacts=artifacts, state=state)
+        container = build_container(settings)
+        ds = load_dataset(dataset, fmt, data_root=data_root)
+        with _progress() as progress:
+            task = progress.add_task("importing histories", total=ds.n_users)
+            result = import_histories(
+                container.events, ds, progress=lambda d, t: progress.update(task, completed=d, total=t)
+            )
+    except (ShopRecError, ValidationError, ValueError) as exc:
+        _fail(exc)
+        return
+    console.print(
+        f"{len(result.users)} users · {result.applied} events applied · {result.duplicates} already there"
+        f" · {container.state.describe()}"
+    )
+
+
 def _curl_examples(container: Container, base: str) -> list[str]:
     """curl commands using the bundle's most popular items, so each one returns something real."""
     import numpy as np
