@@ -45,6 +45,7 @@ ITEMCF: Final = "itemcf.npz"  # arrays "indices" int32 [n_items, k] (-1 padded),
 ITEM_EMBEDDINGS: Final = "item_embeddings.npy"  # float32 [n_items, d]
 CATALOG: Final = "catalog.jsonl"  # optional; one JSON object per line with "item_id" plus metadata
 RANKER_ONNX: Final = "ranker.onnx"  # optional; the ranking model, found with Bundle.file(RANKER_ONNX)
+RANKER_INT8_ONNX: Final = "ranker.int8.onnx"  # optional; its int8 dynamically quantised variant
 
 REQUIRED_FILES: Final = (ITEM_IDS, POPULARITY, ITEMCF, ITEM_EMBEDDINGS)
 DATASET_FIELDS: Final = ("name", "fingerprint", "format", "n_users", "n_items", "n_interactions")

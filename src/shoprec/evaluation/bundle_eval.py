@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from shoprec.artifacts.bundle import RANKER_ONNX, Bundle, load_bundle
+from shoprec.artifacts.bundle import RANKER_INT8_ONNX, RANKER_ONNX, Bundle, load_bundle
 from shoprec.data import Dataset, leave_one_out, load_dataset
 from shoprec.errors import ArtifactError
 from shoprec.evaluation.protocol import EvalResult, Scorer, evaluate
 from shoprec.ranking.onnx_ranker import OnnxRanker
 from shoprec.recall.popularity import PopularityRecall
 
-RANKER_INT8_ONNX = "ranker.int8.onnx"
 BUNDLE_MODELS = ("transformer", "transformer-int8", "item-cf", "popularity")
 
 

@@ -9,11 +9,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from shoprec.ranking.onnx_ranker import INPUT_CANDIDATES, INPUT_SEQUENCE, OUTPUT_SCORES
 from shoprec.training.sasrec import SASRec
 
-INPUT_SEQUENCE = "item_seq"
-INPUT_CANDIDATES = "candidates"
-OUTPUT_SCORES = "scores"
 OPSET = 18
 
 

@@ -18,6 +18,7 @@ from shoprec.artifacts.bundle import (
     ITEM_IDS,
     ITEMCF,
     POPULARITY,
+    RANKER_INT8_ONNX,
     RANKER_ONNX,
     BundleWriter,
     Manifest,
@@ -25,7 +26,6 @@ from shoprec.artifacts.bundle import (
 )
 from shoprec.data import Dataset, Split, leave_one_out, load_dataset
 from shoprec.evaluation import evaluate
-from shoprec.evaluation.bundle_eval import RANKER_INT8_ONNX
 from shoprec.evaluation.protocol import Scorer
 from shoprec.ranking.onnx_ranker import OnnxRanker
 from shoprec.ranking.tokens import left_pad
