@@ -9,23 +9,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.unit.api_fakes import Api, assert_problem, make_api, write_tiny_bundle
+from tests.unit.api_fakes import Api, assert_problem
 from tests.unit.fakes import DictCache, DictStateStore, FakeRanker
 
 from shoprec.api.app import create_app
 from shoprec.container import Container, LazyContainer, build_container
 from shoprec.errors import BackendUnavailableError
 from shoprec.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bundle(tmp_path_factory.mktemp("api") / "tiny")
-
-
-@pytest.fixture
-def api(bundle_dir: Path) -> Api:
-    return make_api(bundle_dir)
 
 
 def fake_container(bundle_dir: Path) -> Container:

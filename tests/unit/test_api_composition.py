@@ -8,17 +8,11 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from tests.unit.api_fakes import write_tiny_bundle
 from tests.unit.fakes import FakeRanker, make_bundle
 
 from shoprec.container import build_container, cache_for, ranker_for, state_store_for
 from shoprec.errors import ArtifactError
 from shoprec.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bundle(tmp_path_factory.mktemp("api") / "tiny")
 
 
 @pytest.fixture

@@ -8,17 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.api_fakes import Api, assert_problem, make_api, write_tiny_bundle
-
-
-@pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bundle(tmp_path_factory.mktemp("api") / "tiny")
-
-
-@pytest.fixture
-def api(bundle_dir: Path) -> Api:
-    return make_api(bundle_dir)
+from tests.unit.api_fakes import Api, assert_problem, make_api
 
 
 def ev(n: int, item: str = "p5", user: str = "u1", **extra: Any) -> dict[str, Any]:

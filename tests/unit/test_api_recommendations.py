@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from tests.unit.api_fakes import Api, assert_problem, make_api, write_tiny_bundle
+from tests.unit.api_fakes import Api, assert_problem
 
 LIST_ITEM_KEYS = {"item_id", "score", "channels", "reason", "title"}
-
-
-@pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bundle(tmp_path_factory.mktemp("api") / "tiny")
-
-
-@pytest.fixture
-def api(bundle_dir: Path) -> Api:
-    return make_api(bundle_dir)
 
 
 def test_unknown_user_gets_cold_start_list_with_every_field(api: Api) -> None:
