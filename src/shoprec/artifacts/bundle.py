@@ -420,7 +420,7 @@ def verify_bundle(path: str | Path) -> Manifest:
                 path=root,
                 file=e.name,
             )
-        actual = _sha256_file(fpath)
+        actual = sha256_file(fpath)
         if actual != e.sha256:
             raise CorruptBundleError(
                 f"file '{e.name}' checksum mismatch: expected sha256 {e.sha256}, found {actual}",
@@ -582,12 +582,13 @@ def _hash_tree(root: Path) -> list[FileEntry]:
                 continue
             if fpath.is_symlink() or not fpath.is_file():
                 raise ArtifactError(f"bundle file '{name}' must be a regular file")
-            entries.append(FileEntry(name=name, sha256=_sha256_file(fpath), size=fpath.stat().st_size))
+            entries.append(FileEntry(name=name, sha256=sha256_file(fpath), size=fpath.stat().st_size))
     entries.sort(key=lambda e: e.name)
     return entries
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, streamed in 1 MiB chunks (the digest the manifest records)."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):

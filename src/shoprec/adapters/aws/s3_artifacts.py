@@ -21,7 +21,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shoprec.adapters.aws.clients import aws_client
-from shoprec.artifacts.bundle import MANIFEST, FileEntry, Manifest, content_version, verify_bundle
+from shoprec.artifacts.bundle import (
+    MANIFEST,
+    FileEntry,
+    Manifest,
+    content_version,
+    sha256_file,
+    verify_bundle,
+)
 from shoprec.errors import ArtifactError, BackendUnavailableError, CorruptBundleError
 
 log = logging.getLogger(__name__)
@@ -107,7 +114,7 @@ class S3ArtifactStore:
             if (
                 candidate.is_file()
                 and candidate.stat().st_size == entry.size
-                and _sha256_file(candidate) == entry.sha256
+                and sha256_file(candidate) == entry.sha256
             ):
                 return candidate
         return None
@@ -208,11 +215,3 @@ def _move_into_place(staging: Path, target: Path) -> None:
     except OSError:
         # Another process renamed its complete copy into place in the meantime; use it if it is whole.
         verify_bundle(target)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
