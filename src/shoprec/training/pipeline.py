@@ -318,11 +318,12 @@ def _check_export(
         raise RuntimeError(f"ONNX export differs from torch by {parity:.2e} (> 1e-4)")
 
     report: dict[str, Any] = {"parity_max_abs_diff": parity}
+    rankers = {}
     for label, path in (("fp32", onnx_path), ("int8", int8_path)):
-        ranker = OnnxRanker(path, n_items=n, max_len=config.max_len)
+        rankers[label] = OnnxRanker(path, n_items=n, max_len=config.max_len)
         report[f"{label}_bytes"] = path.stat().st_size
-        report[f"{label}_latency_ms_1x300"] = _latency_ms(ranker, hist, n)
-    int8 = OnnxRanker(int8_path, n_items=n, max_len=config.max_len)
+        report[f"{label}_latency_ms_1x300"] = _latency_ms(rankers[label], hist, n)
+    int8 = rankers["int8"]
     res = evaluate(
         int8.score_all,
         hist,
