@@ -45,10 +45,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SHOPREC_", extra="ignore", frozen=True)
 
-    data_root: Path = Field(
-        default=Path("../shared/data"),
-        description="Folder that relative --dataset paths are resolved against.",
-    )
+    # Relative --dataset paths are resolved by shoprec.data.loaders (SHOPREC_DATA_ROOT or ../shared/data).
     artifacts: str = Field(default="artifacts/scientific", description="Bundle folder or s3://bucket/prefix.")
     artifact_cache_dir: Path = Field(
         default_factory=_default_cache_dir,
