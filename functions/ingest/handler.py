@@ -4,13 +4,25 @@ Each SQS message body is JSON: either one ``{"events": [...]}`` object (1..100 e
 ``POST /v1/events``) or a single event object ``{"event_id", "user_id", "item_id", "type", "timestamp"?}``.
 A message that is not valid JSON, fails validation or names unknown items is reported in
 ``batchItemFailures`` (SQS redelivers it, then moves it to the dead-letter queue); the other messages of
-the batch are applied. Applying is idempotent by ``event_id``, so a redelivered batch changes nothing.
-The event source mapping must enable ``ReportBatchItemFailures``.
+the batch are applied. The event source mapping must enable ``ReportBatchItemFailures``.
+
+Duplicates are caught twice:
+
+* With ``SHOPREC_IDEMPOTENCY_TABLE`` (the deploy stack sets it), each message **body** is applied at most
+  once per ``SHOPREC_IDEMPOTENCY_EXPIRY_S`` (default one hour; SQS's redelivery window is about 16 minutes)
+  through Powertools idempotency on that DynamoDB table (:mod:`shoprec.adapters.aws.idempotency`): a
+  redelivered message, or the same body sent again under a new ``messageId``, does not reach the events
+  service and counts as ``MessagesDuplicate``. A message that fails is not remembered and fails again on
+  redelivery. If the table cannot be reached the message fails and SQS retries it; it is never applied
+  without the guard.
+* Always, applying is idempotent by ``event_id`` in the state store, so a redelivered batch changes
+  nothing even without the table (local runs, tests) or after a body's idempotency record expired.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -21,19 +33,51 @@ from pydantic import TypeAdapter
 from shoprec.api.schemas import EventIn, EventsRequest
 from shoprec.container import LazyContainer
 from shoprec.observability import logger, metrics, record_count, tracer
+from shoprec.settings import get_settings
+
+if TYPE_CHECKING:
+    from shoprec.adapters.aws.idempotency import OncePerMessageBody
 
 container = LazyContainer()
 processor = BatchProcessor(event_type=EventType.SQS)
 _message = TypeAdapter(EventsRequest | EventIn)
 
 
-def record_handler(record: SQSRecord) -> None:
-    """Validate one message and apply its events; any exception marks just this message as failed."""
+def apply_message(record: SQSRecord) -> dict[str, int]:
+    """Validate one message and apply its events; raises on a message that cannot be applied."""
     parsed = _message.validate_json(record.body)
     request = parsed if isinstance(parsed, EventsRequest) else EventsRequest(events=[parsed])
     result = container.get().events.ingest(request.to_domain())
     record_count("EventsApplied", result.applied)
     record_count("EventsDuplicate", result.duplicates)
+    return {"applied": result.applied, "duplicates": result.duplicates}
+
+
+@cache
+def message_guard() -> OncePerMessageBody | None:
+    """The idempotency guard of the settings, built on first use and kept while warm; ``None`` without a
+    table (boto3 is then never imported)."""
+    settings = get_settings()
+    if settings.idempotency_table is None:
+        return None
+    from shoprec.adapters.aws.idempotency import OncePerMessageBody
+
+    return OncePerMessageBody(
+        apply_message,
+        settings.idempotency_table,
+        expiry_s=settings.idempotency_expiry_s,
+        on_replay=lambda: record_count("MessagesDuplicate"),
+    )
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    """Any exception marks just this message as failed."""
+    guard = message_guard()
+    if guard is None:
+        apply_message(record)
+        return
+    guard.register_lambda_context(lambda_context)
+    guard(record)
 
 
 @logger.inject_lambda_context

@@ -78,6 +78,18 @@ class Settings(BaseSettings):
         default=60, ge=0, le=3_600, description="How long a looked-up served version is cached."
     )
 
+    idempotency_table: str | None = Field(
+        default=None,
+        description="DynamoDB table of the ingest function's idempotency records (Powertools' shape: key "
+        "'id', TTL 'expiration'); unset: duplicates are caught by event id in the state store alone.",
+    )
+    idempotency_expiry_s: int = Field(
+        default=3_600,
+        ge=60,
+        le=7 * 24 * 3_600,
+        description="How long an applied SQS message body is remembered and not applied again.",
+    )
+
     @field_validator("model_version_parameter")
     @classmethod
     def _check_model_version_parameter(cls, value: str | None) -> str | None:
@@ -88,6 +100,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"model_version_parameter: {value!r} is not an SSM parameter name "
                 "(letters, digits and _ . - /, e.g. /shoprec/prod/model-version)"
+            )
+        return value
+
+    @field_validator("idempotency_table")
+    @classmethod
+    def _check_idempotency_table(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not 3 <= len(value) <= 255 or not set(value) <= _NAME_CHARS:
+            raise ValueError(
+                f"idempotency_table: {value!r} is not a DynamoDB table name "
+                "(3 to 255 letters, digits, '-', '_' or '.')"
             )
         return value
 
