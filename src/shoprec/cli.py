@@ -395,33 +395,21 @@ RoleOpt = Annotated[
 ]
 StageOpt = Annotated[
     str,
-    typer.Option(envvar="SHOPREC_STAGE", help="Stack stage: names the default endpoint and parameter."),
+    typer.Option(envvar="SHOPREC_STAGE", help="Stage: names the default stack (shoprec-STAGE)."),
 ]
-EndpointOpt = Annotated[
+StackOpt = Annotated[
     str | None,
     typer.Option(
-        "--endpoint",
-        envvar="SHOPREC_ENDPOINT_NAME",
-        help="SageMaker endpoint (default shoprec-STAGE-ranker).",
-    ),
-]
-ParameterOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--parameter",
-        envvar="SHOPREC_MODEL_VERSION_PARAMETER",
-        help="SSM parameter naming the served version (default /shoprec/STAGE/model-version).",
+        "--stack",
+        envvar="SHOPREC_STACK",
+        help="CloudFormation stack of template.yaml (default shoprec-STAGE).",
     ),
 ]
 
 
-def _endpoint_name(endpoint: str | None, stage: str) -> str:
-    """The stack's names (template.yaml): endpoint shoprec-<stage>-ranker."""
-    return endpoint or f"shoprec-{stage}-ranker"
-
-
-def _parameter_name(parameter: str | None, stage: str) -> str:
-    return parameter or f"/shoprec/{stage}/model-version"
+def _stack_name(stack: str | None, stage: str) -> str:
+    """The stack's name as infra/samconfig.toml deploys it: shoprec-<stage>."""
+    return stack or f"shoprec-{stage}"
 
 
 def _required(value: str | None, option: str, envvar: str) -> str:
@@ -466,8 +454,8 @@ def sagemaker_train(
     ] = None,
 ) -> None:
     """Launch a SageMaker training job running sagemaker/training/train.py (SDK v3 ModelTrainer)."""
-    from shoprec.deploy.endpoints import AwsClients
     from shoprec.deploy.models import publish_model_tarball
+    from shoprec.deploy.rollout import AwsClients
     from shoprec.deploy.training_jobs import (
         TrainingJobSpec,
         TrainingStatus,
@@ -524,8 +512,8 @@ def sagemaker_publish(
     bucket: BucketOpt = None,
 ) -> None:
     """Publish a bundle to models/{version}/ (bundle files and model.tar.gz)."""
-    from shoprec.deploy.endpoints import AwsClients
     from shoprec.deploy.models import publish_bundle, publish_model_tarball
+    from shoprec.deploy.rollout import AwsClients
 
     try:
         url = _models_url(models, bucket)
@@ -545,176 +533,211 @@ def sagemaker_publish(
 def sagemaker_deploy(
     artifacts: Annotated[str, typer.Option(help="Published model: s3://bucket/models/VERSION.")],
     weight: Annotated[
-        float, typer.Option(help="Canary share of the fleet (0 to 0.5; 0: all-at-once blue/green).")
+        float,
+        typer.Option(
+            help="Canary share of the fleet (0 to 0.5; 0: all-at-once blue/green); with --challenger, "
+            "the challenger's share of the traffic."
+        ),
     ] = 0.1,
-    endpoint: EndpointOpt = None,
+    stack: StackOpt = None,
     stage: StageOpt = "dev",
-    instance_type: Annotated[
-        str | None,
-        typer.Option(help="Instance type (default: the endpoint's, or ml.c7i.xlarge for a new one)."),
-    ] = None,
-    instance_count: Annotated[
-        int | None,
-        typer.Option(help="Instances (default: as many as run now, or 2); a canary needs >= 2."),
-    ] = None,
+    challenger: Annotated[
+        bool, typer.Option("--challenger", help="Deploy as the challenger variant of an A/B test.")
+    ] = False,
+    end_challenger: Annotated[
+        bool, typer.Option("--end-challenger", help="Remove the challenger variant in the same update.")
+    ] = False,
     image: Annotated[
-        str | None, typer.Option(envvar="SHOPREC_INFERENCE_IMAGE", help="Inference image URI (ECR).")
-    ] = None,
-    role: RoleOpt = None,
-    alarm: Annotated[
-        list[str] | None, typer.Option("--alarm", help="CloudWatch alarm that rolls back (repeatable).")
+        str | None,
+        typer.Option(
+            envvar="SHOPREC_INFERENCE_IMAGE", help="Inference image URI (ECR); default: the stack's."
+        ),
     ] = None,
     bake_minutes: Annotated[float, typer.Option(help="Canary bake time before the full shift.")] = 10.0,
     termination_wait_minutes: Annotated[
         float, typer.Option(help="Old fleet kept after the full shift.")
     ] = 5.0,
-    env: Annotated[
-        list[str] | None,
-        typer.Option("--env", help="KEY=VALUE for the container, e.g. SHOPREC_ENDPOINT_THREADS=4."),
+    monitor_minutes: Annotated[
+        int | None,
+        typer.Option(help="CloudFormation watches the alarms this long after the update (default: bake)."),
     ] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until the endpoint is InService.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the stack change; change nothing.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the stack update and check the endpoint followed.")
+    ] = False,
 ) -> None:
-    """Create or blue/green-update the endpoint with a canary; alarms roll it back automatically."""
-    from shoprec.deploy.endpoints import AwsClients, EndpointSpec, deploy, wait_in_service
+    """Roll a version out to the ranking endpoint through the stack: blue/green with a canary; alarms
+    roll it back."""
+    from shoprec.deploy.rollout import AwsClients, RolloutSpec, deploy
 
     try:
-        environment = dict(_key_value(e, "--env") for e in env or [])
-        endpoint = _endpoint_name(endpoint, stage)
-        spec = EndpointSpec(
-            endpoint=endpoint,
-            image=_required(image, "--image", "SHOPREC_INFERENCE_IMAGE"),
-            role=_required(role, "--role", "SHOPREC_SAGEMAKER_ROLE"),
-            instance_type=instance_type,
-            instance_count=instance_count,
+        spec = RolloutSpec(
             weight=weight,
             bake_minutes=bake_minutes,
             termination_wait_minutes=termination_wait_minutes,
-            alarms=tuple(alarm or ()),
-            environment=environment,
+            monitor_minutes=monitor_minutes,
+            challenger=challenger,
+            end_challenger=end_challenger,
+            image=image,
         )
         clients = AwsClients.default()
-        result = deploy(artifacts, spec, clients=clients)
-        _say(f"version {result.version}: model {result.model_name}, config {result.endpoint_config_name}")
-        if result.action == "created":
-            _say(f"creating endpoint {endpoint} (no canary: there is no previous version)")
-        elif result.action == "unchanged":
-            _say(f"endpoint {endpoint} already runs this config")
-        else:
-            share = f"{result.canary_share:.0%} of the traffic" if result.canary_share else "all at once"
-            _say(f"updating {endpoint}: blue/green, canary {share}, bake {bake_minutes:g} min")
-            if not spec.alarms:
-                _say("[yellow]no --alarm given: nothing can roll the canary back automatically[/]")
-        if wait:
-            wait_in_service(endpoint, clients=clients)
-            _say(f"endpoint {endpoint} is InService")
+        name = _stack_name(stack, stage)
+        change = deploy(artifacts, spec, stack_name=name, clients=clients, dry_run=dry_run)
+        _report_change(change, dry_run=dry_run)
+        if change.canary_instances and change.fleet:
+            _say(
+                f"canary: {change.canary_instances} of {change.fleet} instances "
+                f"({change.canary_instances / change.fleet:.0%} of the traffic), bake {bake_minutes:g} min"
+            )
+        if wait and change.applied:
+            _wait_in_step(name, clients)
     except (ShopRecError, ValueError) as exc:
         _fail(exc)
 
 
 @sagemaker_app.command("status")
 def sagemaker_status(
-    endpoint: EndpointOpt = None,
-    parameter: ParameterOpt = None,
+    stack: StackOpt = None,
     stage: StageOpt = "dev",
     as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON on stdout.")] = False,
 ) -> None:
-    """The endpoint's status, the version each variant runs, and the version the Lambdas serve."""
+    """The stack's rollout state: the served version, the endpoint's variants, and whether they agree."""
     from dataclasses import asdict
 
-    from shoprec.deploy.endpoints import AwsClients, endpoint_state
+    from shoprec.deploy.rollout import AwsClients, rollout_status
 
     try:
-        state = endpoint_state(
-            _endpoint_name(endpoint, stage),
-            clients=AwsClients.default(),
-            parameter=_parameter_name(parameter, stage),
-        )
+        state = rollout_status(_stack_name(stack, stage), clients=AwsClients.default())
     except (ShopRecError, ValueError) as exc:
         _fail(exc)
         return
     if as_json:
-        sys.stdout.write(json.dumps({**asdict(state), "version": state.version}, default=str) + "\n")
+        sys.stdout.write(json.dumps({**asdict(state), "in_step": state.in_step}, default=str) + "\n")
         return
-    _say(f"endpoint [bold]{state.endpoint}[/] {state.status} · config {state.endpoint_config_name}")
-    if state.pending_config_name:
-        _say(f"  deploying config {state.pending_config_name}")
+    _say(f"stack [bold]{state.stack}[/] {state.stack_status} {state.stack_status_reason}".rstrip())
+    _say(f"served by the functions ({state.served_parameter}): {state.served_now or 'nothing yet'}")
+    if state.endpoint is None:
+        _say("no ranking endpoint: the functions rank in process")
+        return
+    _say(f"endpoint [bold]{state.endpoint}[/] {state.endpoint_status} · config {state.live_config}")
+    if state.pending_config:
+        _say(f"  deploying config {state.pending_config}")
     if state.failure_reason:
         _say(f"  [red]{state.failure_reason}[/]")
+    if not state.in_step:
+        _say(
+            f"  [red]the endpoint does not run the stack's config ({state.stack_config}): SageMaker rolled a "
+            "deployment back; `shoprec sagemaker rollback` puts the stack back in step[/]"
+        )
     table = Table(title="variants")
     for column in ("variant", "model", "version", "weight", "instances"):
         table.add_column(column)
     for v in state.variants:
         table.add_row(v.name, v.model_name, v.version or "?", str(v.current_weight), str(v.instances))
     _stdout().print(table)
-    _say(f"served by the online services ({state.parameter}): {state.served_version or 'nothing yet'}")
 
 
 @sagemaker_app.command("promote")
 def sagemaker_promote(
     version: Annotated[
-        str | None, typer.Argument(help="Version to promote (default: the endpoint's).")
+        str | None,
+        typer.Argument(help="Version to serve (default: the endpoint's; required without an endpoint)."),
     ] = None,
-    endpoint: EndpointOpt = None,
-    parameter: ParameterOpt = None,
+    stack: StackOpt = None,
     stage: StageOpt = "dev",
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for a deployment in progress first.")] = False,
+    monitor_minutes: Annotated[
+        int, typer.Option(help="CloudFormation watches the API alarms this long and undoes the promotion.")
+    ] = 5,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the stack change; change nothing.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for an update in progress first, then for this one.")
+    ] = False,
 ) -> None:
-    """Serve the endpoint's version everywhere: set the SSM served-version parameter to it."""
-    from shoprec.deploy.endpoints import AwsClients, promote
+    """Serve the endpoint's version in the functions: the stack's ModelVersion (its SSM parameter)."""
+    from shoprec.deploy.rollout import AwsClients, promote, wait_for_stack
 
-    parameter = _parameter_name(parameter, stage)
     try:
-        result = promote(
-            _endpoint_name(endpoint, stage),
-            parameter,
-            clients=AwsClients.default(),
+        clients = AwsClients.default()
+        name = _stack_name(stack, stage)
+        change = promote(
+            name,
+            clients=clients,
             version=version,
+            monitor_minutes=monitor_minutes,
             wait=wait,
+            dry_run=dry_run,
         )
+        _report_change(change, dry_run=dry_run)
+        if wait and change.applied:
+            wait_for_stack(name, clients=clients, on_status=lambda s: _say(f"  {name} {s}"))
+            _say(f"the functions serve {change.version} within a minute")
     except (ShopRecError, ValueError) as exc:
         _fail(exc)
-        return
-    if result.parameter_changed:
-        _say(f"{parameter}: {result.from_version or 'unset'} → {result.to_version}")
-        _say(_stack_hint(result.to_version))
-    else:
-        _say(f"{parameter} already is {result.to_version}")
 
 
 @sagemaker_app.command("rollback")
 def sagemaker_rollback(
-    endpoint: EndpointOpt = None,
-    parameter: ParameterOpt = None,
+    stack: StackOpt = None,
     stage: StageOpt = "dev",
     to: Annotated[
         str | None, typer.Option("--to", help="Version to go back to (default: the previous).")
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the stack change; change nothing.")
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the stack update.")] = False,
 ) -> None:
-    """Put the endpoint and the served-version parameter back on the previous version."""
-    from shoprec.deploy.endpoints import AwsClients, rollback
+    """Put the endpoint and the served version back on the previous version, all at once."""
+    from shoprec.deploy.rollout import AwsClients, rollback
 
-    endpoint = _endpoint_name(endpoint, stage)
-    parameter = _parameter_name(parameter, stage)
     try:
-        result = rollback(endpoint, parameter, clients=AwsClients.default(), to_version=to)
+        clients = AwsClients.default()
+        name = _stack_name(stack, stage)
+        change = rollback(name, clients=clients, to_version=to, dry_run=dry_run)
+        _report_change(change, dry_run=dry_run)
+        if wait and change.applied:
+            _wait_in_step(name, clients)
     except (ShopRecError, ValueError) as exc:
         _fail(exc)
+
+
+def _report_change(change: Any, *, dry_run: bool) -> None:
+    """The parameters a rollout step sets, old → new, and the alarms that guard it."""
+    if change.unchanged:
+        _say(f"stack {change.stack} already has {change.version}: nothing to change")
         return
-    if result.endpoint_updating:
+    verb = "would set" if dry_run else "updating"
+    _say(f"stack [bold]{change.stack}[/] {verb} (version {change.version}):")
+    for key, value in change.changes.items():
+        _say(f"  {key}: {change.previous.get(key) or '∅'} → {value or '∅'}")
+    for note in change.notes:
+        _say(f"  {note}")
+    if change.rollback_alarms:
         _say(
-            f"endpoint {endpoint}: {result.from_version} → {result.to_version} "
-            f"(config {result.endpoint_config_name})"
+            f"  rolled back by CloudFormation on {', '.join(change.rollback_alarms)} "
+            f"(watched {change.monitor_minutes} min after the update)"
         )
-    if result.parameter_changed:
-        _say(f"{parameter} → {result.to_version}")
-        _say(_stack_hint(result.to_version))
+    if not dry_run and not change.applied:
+        _say("  CloudFormation found nothing to update")
 
 
-def _stack_hint(version: str) -> str:
-    return (
-        f"keep the stack in step: ModelVersion={version.removeprefix('sha256:')} in its parameter_overrides "
-        "(the next sam deploy writes its ModelVersion back to the parameter)"
-    )
+def _wait_in_step(name: str, clients: Any) -> None:
+    from shoprec.deploy.errors import DeploymentError
+    from shoprec.deploy.rollout import rollout_status, wait_for_stack
+
+    wait_for_stack(name, clients=clients, on_status=lambda s: _say(f"  {name} {s}"))
+    state = rollout_status(name, clients=clients)
+    if not state.in_step:
+        raise DeploymentError(
+            f"the stack updated but endpoint {state.endpoint} runs {state.live_config}, not "
+            f"{state.stack_config}: SageMaker rolled the deployment back (an alarm); run "
+            "`shoprec sagemaker rollback` to put the stack back in step"
+        )
+    _say(f"stack {name} updated; endpoint {state.endpoint or '(none)'} in step")
 
 
 def _say(message: str) -> None:

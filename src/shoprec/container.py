@@ -110,7 +110,7 @@ def build_container(
 
 def artifact_store_for(settings: Settings) -> ArtifactStore:
     """The store of ``settings.artifacts``; with a served-version parameter, of the folder the parameter
-    names beside it (``s3://bucket/models/v1`` and ``<hex>`` → ``s3://bucket/models/<hex>``)."""
+    names under it (``s3://bucket/models`` and ``<hex>`` → ``s3://bucket/models/<hex>``)."""
     location = settings.artifacts
     if settings.model_version_parameter:
         location = served_location(location, version_source_for(settings).current())
@@ -138,11 +138,11 @@ def _ssm_version(name: str, max_age_s: int) -> ModelVersionSource:
 
 
 def served_location(artifacts: str, version: str) -> str:
-    """The sibling of the ``artifacts`` version folder that holds ``version``."""
+    """The folder under ``artifacts`` (the models root) that holds ``version``."""
     folder = version.removeprefix("sha256:")
     if artifacts.startswith("s3://"):
-        return f"{artifacts.rstrip('/').rpartition('/')[0]}/{folder}"
-    return str(Path(artifacts).parent / folder)
+        return f"{artifacts.rstrip('/')}/{folder}"
+    return str(Path(artifacts) / folder)
 
 
 def default_served_version() -> str | None:

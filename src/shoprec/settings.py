@@ -10,8 +10,8 @@ Backends are DSN-style strings whose prefix picks the adapter (see :mod:`shoprec
 ============  =====================================================================================
 
 With ``model_version_parameter`` (an SSM parameter name) the version served is read from the parameter,
-cached for ``model_version_max_age_s``, and loaded from its folder beside ``artifacts``: with
-``artifacts=s3://bucket/models/v1`` and the parameter at ``<hex>``, from ``s3://bucket/models/<hex>``.
+cached for ``model_version_max_age_s``, and loaded from its folder under ``artifacts``: with
+``artifacts=s3://bucket/models`` and the parameter at ``<hex>``, from ``s3://bucket/models/<hex>``.
 Promoting a version needs no redeploy (see ``docs/deploy.md``).
 
 Every validator names the field and the accepted forms, so a typo in a Lambda's environment fails the
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE_FORMS: Final = "sqlite:///path or dynamodb://table"
@@ -71,13 +71,12 @@ class Settings(BaseSettings):
     )
     model_version_parameter: str | None = Field(
         default=None,
-        description="SSM parameter naming the version folder to serve, a sibling of artifacts' own "
-        "(models/{version}); unset: artifacts is the bundle served.",
+        description="SSM parameter naming the version folder to serve, under artifacts "
+        "(artifacts/{version}); unset: artifacts is the bundle served.",
     )
     model_version_max_age_s: int = Field(
         default=60, ge=0, le=3_600, description="How long a looked-up served version is cached."
     )
-
     idempotency_table: str | None = Field(
         default=None,
         description="DynamoDB table of the ingest function's idempotency records (Powertools' shape: key "
@@ -172,16 +171,6 @@ class Settings(BaseSettings):
                 raise ValueError(f"ranker: {value!r} names no host; expected {RANKER_FORMS}")
             return value
         raise ValueError(f"ranker: unknown backend {value!r}; expected {RANKER_FORMS}")
-
-    @model_validator(mode="after")
-    def _check_versioned_artifacts(self) -> Settings:
-        bucket_only = "/" not in self.artifacts.removeprefix("s3://").strip("/")
-        if self.model_version_parameter and self.artifacts.startswith("s3://") and bucket_only:
-            raise ValueError(
-                f"artifacts: {self.artifacts!r} names no version folder; with model_version_parameter it "
-                "must be s3://bucket/models/<version> (versions are served from its siblings)"
-            )
-        return self
 
     def overridden(self, **changes: object) -> Settings:
         """A validated copy with ``changes`` applied (``None`` values are ignored), e.g. from CLI flags."""

@@ -10,7 +10,7 @@ that is one character too long or a canary size out of range fails here instead 
 
 from __future__ import annotations
 
-import json
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,25 +86,29 @@ class RequestRecorder:
     def attach(self, client: Any) -> Callable[[], None]:
         """Start recording ``client``'s requests; returns the function that stops it."""
         service = client.meta.service_model.service_id.hyphenize()
-        event = f"before-call.{service}"
-        client.meta.events.register(event, self._before_call)
+        build, call = f"before-parameter-build.{service}", f"before-call.{service}"
+        client.meta.events.register(build, self._before_parameter_build)
+        client.meta.events.register(call, self._before_call)
 
         def detach() -> None:
-            client.meta.events.unregister(event, self._before_call)
+            client.meta.events.unregister(build, self._before_parameter_build)
+            client.meta.events.unregister(call, self._before_call)
 
         return detach
 
-    def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> Any:
-        body = params.get("body") or b"{}"
-        api_params = json.loads(body) if body else {}
+    def _before_parameter_build(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        # The API parameters as the caller gave them, whatever the wire protocol (JSON or query).
         service = model.service_model.service_id.hyphenize()
-        self.requests.append((service, model.name, api_params))
+        self.requests.append((service, model.name, copy.deepcopy(params)))
+
+    def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> Any:
         fake = self.fakes.get(model.name)
         if fake is None:
             return None
         from botocore.awsrequest import AWSResponse
 
-        return AWSResponse(None, 200, {}, None), fake(api_params)
+        recorded = next(p for _, name, p in reversed(self.requests) if name == model.name)
+        return AWSResponse(None, 200, {}, None), fake(copy.deepcopy(recorded))
 
     def of(self, operation: str) -> list[dict[str, Any]]:
         return [params for _, name, params in self.requests if name == operation]

@@ -1,18 +1,13 @@
 """``shoprec sagemaker ...`` against moto in server mode: what AWS would receive, checked against the
 botocore service model (max lengths, enums and patterns included, which moto does not check).
 
-moto implements neither ``UpdateEndpoint`` nor deployment configs, so that one call is answered by a fake
-registered on the client's ``before-call`` event (the request is still built, validated and recorded by
-botocore; the fake re-points the moto endpoint at the new config as AWS would at the end of the update).
-The exact UpdateEndpoint requests are also checked with ``botocore.stub.Stubber`` in
-``test_deploy_requests.py``.
+Deploying, promoting and rolling back go through the stack: ``test_rollout.py``.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import shutil
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,10 +19,9 @@ from tests.integration.aws_requests import RequestRecorder
 from tests.integration.model_versions import derive_version
 from typer.testing import CliRunner
 
-from shoprec.adapters.aws.clients import aws_client
 from shoprec.artifacts.bundle import read_manifest
 from shoprec.cli import app
-from shoprec.deploy.endpoints import VERSION_ENV, AwsClients
+from shoprec.deploy.rollout import AwsClients
 
 pytest.importorskip("sagemaker.train", reason="the SageMaker SDK is the aws extra")
 # The SDK imports its own deprecated module; nothing here uses it.
@@ -35,10 +29,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:sagemaker.train.configs has been
 
 BUCKET = "shoprec-sagemaker-cli"
 ROLE = "arn:aws:iam::123456789012:role/shoprec-sagemaker"
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shoprec-ranker:1.0"
-PARAMETER = "/shoprec/test/model-version"
-ENDPOINT = "shoprec-ranker-test"
-INSTANCE = "ml.c5.xlarge"  # moto's list of endpoint instance types predates the c7i the CLI defaults to
 runner = CliRunner()
 
 
@@ -60,18 +50,8 @@ def aws(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture
 def recorder(aws: AwsClients) -> Iterator[RequestRecorder]:
-    """Records the requests of the clients the CLI uses (the same cached clients) and fakes UpdateEndpoint."""
+    """Records the requests of the clients the CLI uses (the same cached clients)."""
     rec = RequestRecorder()
-    # A second client (another cache entry) applies the update's outcome to moto without being recorded.
-    backdoor = aws_client("sagemaker", timeout_s=29)
-
-    def update_endpoint(params: dict[str, Any]) -> dict[str, Any]:
-        name = params["EndpointName"]
-        backdoor.delete_endpoint(EndpointName=name)
-        backdoor.create_endpoint(EndpointName=name, EndpointConfigName=params["EndpointConfigName"])
-        return {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}"}
-
-    rec.fakes["UpdateEndpoint"] = update_endpoint
     detach = [rec.attach(aws.sagemaker), rec.attach(aws.ssm)]
     yield rec
     for stop in detach:
@@ -198,7 +178,7 @@ def test_a_misspelt_hyperparameter_is_refused_before_anything_is_launched(aws: A
     assert "unknown hyper-parameter" in result.output
 
 
-# --- publish, deploy, status, promote, rollback ------------------------------------------------------
+# --- publish ------------------------------------------------------
 
 
 def test_publish_writes_the_bundle_and_a_deterministic_tarball_under_its_version(
@@ -215,157 +195,6 @@ def test_publish_writes_the_bundle_and_a_deterministic_tarball_under_its_version
         names = tar.getnames()
     assert "manifest.json" in names  # at the root: SageMaker unpacks it into /opt/ml/model
     assert all("/" not in n or n.startswith("plots/") for n in names)
-
-
-def test_deploy_status_promote_and_rollback(
-    aws: AwsClients, versions: Versions, recorder: RequestRecorder
-) -> None:
-    v1, v2 = versions.version("first"), versions.version("second")
-    for which in ("first", "second"):
-        invoke("sagemaker", "publish", str(getattr(versions, which)), "--bucket", BUCKET)
-    common = ["--endpoint", ENDPOINT, "--image", IMAGE, "--role", ROLE, "--instance-type", INSTANCE]
-
-    # First deployment: nothing to canary against, the endpoint is created.
-    output = invoke("sagemaker", "deploy", "--artifacts", f"s3://{BUCKET}/models/{hex_of(v1)}", *common)
-    assert f"creating endpoint {ENDPOINT}" in output
-    (create_model,) = recorder.of("CreateModel")
-    assert create_model["PrimaryContainer"] == {
-        "Image": IMAGE,
-        "ModelDataUrl": f"s3://{BUCKET}/models/{hex_of(v1)}/model.tar.gz",
-        "Environment": {VERSION_ENV: v1},
-    }
-    assert create_model["ExecutionRoleArn"] == ROLE
-    assert create_model["EnableNetworkIsolation"] is True
-    (config,) = recorder.of("CreateEndpointConfig")
-    assert config["ProductionVariants"] == [
-        {
-            "VariantName": "primary",  # the stack's variant: its auto scaling and alarm name it
-            "ModelName": create_model["ModelName"],
-            "InstanceType": INSTANCE,
-            "InitialInstanceCount": 2,
-            "InitialVariantWeight": 1.0,
-        }
-    ]
-    assert recorder.of("CreateEndpoint") == [
-        {
-            "EndpointName": ENDPOINT,
-            "EndpointConfigName": config["EndpointConfigName"],
-            "Tags": [{"Key": "shoprec:model-version", "Value": v1}],
-        }
-    ]
-    output = invoke("sagemaker", "promote", "--endpoint", ENDPOINT, "--parameter", PARAMETER)
-    # Stored as the version's folder name, the form the stack writes (template.yaml's ModelVersion).
-    assert aws.ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"] == hex_of(v1)
-    assert f"ModelVersion={hex_of(v1)}" in output
-
-    # Second version: a blue/green canary of 1 of 4 instances (25 %), rolled back by the alarms.
-    output = invoke(
-        "sagemaker", "deploy", "--artifacts", f"s3://{BUCKET}/models/{hex_of(v2)}", *common,
-        "--instance-count", "4", "--weight", "0.25", "--bake-minutes", "15",
-        "--alarm", "shoprec-ranker-5xx", "--alarm", "shoprec-ranker-p99-latency",
-    )  # fmt: skip
-    assert "canary 25% of the traffic" in output
-    (update,) = recorder.of("UpdateEndpoint")
-    assert update["EndpointName"] == ENDPOINT
-    assert update["DeploymentConfig"] == {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {
-                "Type": "CANARY",
-                "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
-                "WaitIntervalInSeconds": 900,
-            },
-            "TerminationWaitInSeconds": 300,
-            "MaximumExecutionTimeoutInSeconds": 1800 + 2 * 900 + 300,
-        },
-        "AutoRollbackConfiguration": {
-            "Alarms": [{"AlarmName": "shoprec-ranker-5xx"}, {"AlarmName": "shoprec-ranker-p99-latency"}]
-        },
-    }
-    new_config = recorder.of("CreateEndpointConfig")[-1]
-    assert update["EndpointConfigName"] == new_config["EndpointConfigName"]
-    assert new_config["ProductionVariants"][0]["InitialInstanceCount"] == 4
-
-    # Until promoted, the online services keep serving the first version.
-    state = json.loads(
-        invoke("sagemaker", "status", "--endpoint", ENDPOINT, "--parameter", PARAMETER, "--json")
-    )
-    assert (state["status"], state["version"], state["served_version"]) == ("InService", v2, v1)
-    invoke("sagemaker", "promote", v2, "--endpoint", ENDPOINT, "--parameter", PARAMETER)
-    assert aws.ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"] == hex_of(v2)
-
-    # Rollback: the endpoint goes back to the first version's config all at once, the parameter too.
-    output = invoke("sagemaker", "rollback", "--endpoint", ENDPOINT, "--parameter", PARAMETER)
-    rollback = recorder.of("UpdateEndpoint")[-1]
-    assert rollback["EndpointConfigName"] == config["EndpointConfigName"]
-    assert rollback["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
-        "Type": "ALL_AT_ONCE",
-        "WaitIntervalInSeconds": 0,
-    }
-    assert rollback["RetainAllVariantProperties"] is True  # never shrink an auto-scaled fleet on the way back
-    assert aws.ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"] == hex_of(v1)
-    state = json.loads(
-        invoke("sagemaker", "status", "--endpoint", ENDPOINT, "--parameter", PARAMETER, "--json")
-    )
-    assert (state["version"], state["served_version"]) == (v1, v1)
-
-    recorder.assert_all_valid()
-    assert {op for _, op, _ in recorder.requests} >= {
-        "CreateModel",
-        "CreateEndpointConfig",
-        "CreateEndpoint",
-        "UpdateEndpoint",
-        "PutParameter",
-    }
-
-
-def test_promote_refuses_a_version_the_endpoint_does_not_serve(aws: AwsClients, versions: Versions) -> None:
-    invoke("sagemaker", "publish", str(versions.first), "--bucket", BUCKET)
-    invoke(
-        "sagemaker", "deploy", "--artifacts", f"s3://{BUCKET}/models/{hex_of(versions.version('first'))}",
-        "--endpoint", "shoprec-other", "--image", IMAGE, "--role", ROLE, "--instance-type", INSTANCE,
-    )  # fmt: skip
-    result = runner.invoke(
-        app,
-        [
-            "sagemaker",
-            "promote",
-            versions.version("second"),
-            "--endpoint",
-            "shoprec-other",
-            "--parameter",
-            PARAMETER,
-        ],
-    )
-    assert result.exit_code == 2
-    assert "deploy that version first" in result.output
-
-
-def test_deploy_refuses_artifacts_outside_their_version_folder(
-    aws: AwsClients, versions: Versions, tmp_path: Path
-) -> None:
-    elsewhere = f"s3://{BUCKET}/not-a-version"
-    copy = tmp_path / "bundle"
-    shutil.copytree(versions.first, copy)
-    from shoprec.adapters.aws.s3_artifacts import upload_bundle
-
-    upload_bundle(copy, elsewhere, client=aws.s3)
-    result = runner.invoke(
-        app,
-        [
-            "sagemaker",
-            "deploy",
-            "--artifacts",
-            elsewhere,
-            "--endpoint",
-            ENDPOINT,
-            "--image",
-            IMAGE,
-            "--role",
-            ROLE,
-        ],
-    )
-    assert result.exit_code == 2
-    assert "models/{version}/" in result.output
 
 
 # --- helpers -------------------------------------------------------------------------------------------

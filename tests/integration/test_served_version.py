@@ -1,8 +1,8 @@
 """The online services follow the served-version SSM parameter (moto): promoting a version needs no redeploy.
 
 Bundles live under ``s3://bucket/models/{version}/``; the container reads the version from the parameter
-through Powertools Parameters with a short cache, loads that folder (a sibling of ``SHOPREC_ARTIFACTS``'s)
-and rebuilds itself when the parameter changes.
+through Powertools Parameters with a short cache, loads that folder (under ``SHOPREC_ARTIFACTS``, the models
+root) and rebuilds itself when the parameter changes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.integration.model_versions import derive_version
 
 from shoprec.adapters.aws.clients import aws_client
 from shoprec.adapters.aws.ssm_version import SsmModelVersion
-from shoprec.container import LazyContainer, build_container, version_source_for
+from shoprec.container import LazyContainer, build_container, served_location, version_source_for
 from shoprec.deploy.models import publish_bundle
 from shoprec.errors import ArtifactError
 from shoprec.settings import Settings
@@ -36,8 +36,8 @@ def models(moto_server: str, bundle_dir: Path, tmp_path_factory: pytest.TempPath
 
 def settings_for(tmp_path: Path, max_age_s: int, parameter: str = PARAMETER) -> Settings:
     return Settings(
-        # As template.yaml sets it: the stack's version folder; the parameter names the sibling to serve.
-        artifacts=f"s3://{BUCKET}/models/v1",
+        # As template.yaml sets it: the models root; the parameter names the folder under it to serve.
+        artifacts=f"s3://{BUCKET}/models",
         model_version_parameter=parameter,
         model_version_max_age_s=max_age_s,
         artifact_cache_dir=tmp_path / "cache",
@@ -110,6 +110,8 @@ def test_a_malformed_parameter_name_is_refused_by_the_settings(name: str) -> Non
         Settings(model_version_parameter=name)
 
 
-def test_versioned_artifacts_need_a_version_folder_to_be_beside() -> None:
-    with pytest.raises(ValueError, match="names no version folder"):
-        Settings(artifacts="s3://bucket", model_version_parameter=PARAMETER)
+def test_the_served_folder_is_the_parameters_version_under_the_models_root() -> None:
+    hex_ = "ab" * 32
+    assert served_location("s3://bucket/models", f"sha256:{hex_}") == f"s3://bucket/models/{hex_}"
+    assert served_location("s3://bucket/models/", "v1") == "s3://bucket/models/v1"
+    assert served_location("/srv/models", hex_) == f"/srv/models/{hex_}"

@@ -8,7 +8,6 @@ tool venvs are created on first use (a few minutes), after which the whole modul
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -17,11 +16,12 @@ import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from tests.integration.template_file import layer_sizes, load_template
 
+from shoprec.deploy import rollout
 from shoprec.settings import Settings
 
 pytestmark = pytest.mark.infra
@@ -33,23 +33,9 @@ SCRIPT = ROOT / "scripts" / "validate_template.sh"
 SKIPPED_STEP = 3  # validate_template.sh: a named step could not run for a missing prerequisite
 
 
-def _load_layer_sizes() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("shoprec_layer_sizes", ROOT / "scripts" / "layer_sizes.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
-
-
-layer_sizes = _load_layer_sizes()
-
-
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    data: dict[str, Any] = layer_sizes.load_template(TEMPLATE)
-    return data
+    return load_template(TEMPLATE)
 
 
 @pytest.fixture(scope="module")
@@ -467,6 +453,127 @@ def test_samconfig_environments_override_declared_parameters_with_allowed_values
                 number = float(value)
                 assert number >= spec.get("MinValue", number), (env, name, value)
                 assert number <= spec.get("MaxValue", number), (env, name, value)
+
+
+# ---------------------------------------------------------------- rollouts (shoprec sagemaker, one owner)
+def _refs(value: Any) -> set[str]:
+    """Every parameter or resource ``value`` refers to (Ref, GetAtt, ${...} in Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, arg in value.items():
+            if key == "Ref":
+                found.add(arg)
+            elif key == "Fn::GetAtt":
+                found.add(arg[0] if isinstance(arg, list) else arg.split(".")[0])
+            elif key == "Fn::Sub":
+                text = arg if isinstance(arg, str) else arg[0]
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+                if not isinstance(arg, str):
+                    found |= _refs(arg[1])
+            else:
+                found |= _refs(arg)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _refs(item)
+    return found
+
+
+def test_the_rollout_parameters_are_the_stacks_and_samconfig_leaves_them_to_the_cli(
+    template: dict[str, Any],
+) -> None:
+    """`sam deploy` keeps a parameter's previous value unless samconfig names it: naming a rollout parameter
+    there would undo every promotion on the next infrastructure deploy."""
+    assert set(rollout.ROLLOUT_PARAMETERS) <= set(template["Parameters"])
+    config = tomllib.loads(SAMCONFIG.read_text())
+    for env in ("dev", "prod"):
+        overrides = {i.split("=", 1)[0] for i in config[env]["deploy"]["parameters"]["parameter_overrides"]}
+        assert not overrides & set(rollout.ROLLOUT_PARAMETERS), env
+    assert {rollout.BUCKET_OUTPUT, rollout.PARAMETER_OUTPUT, rollout.ENDPOINT_OUTPUT} <= set(
+        template["Outputs"]
+    )
+    assert template["Resources"][rollout.ENDPOINT_CONFIG_RESOURCE]["Type"] == "AWS::SageMaker::EndpointConfig"
+
+
+def test_a_promotion_changes_only_the_served_version_parameter(template: dict[str, Any]) -> None:
+    """ModelVersion reaches the functions only through SSM: a promotion publishes no new function version
+    (no CodeDeploy shift), and the functions follow within the Powertools cache's minute."""
+    users = {lid for lid, res in template["Resources"].items() if "ModelVersion" in _refs(res)}
+    assert users == {"ModelVersionParameter"}
+    assert "ModelVersion" not in _refs(template["Globals"])
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["SHOPREC_ARTIFACTS"] == {"Fn::Sub": "s3://${ArtifactBucket}/models"}
+    assert env["SHOPREC_MODEL_VERSION_PARAMETER"] == {"Ref": "ModelVersionParameter"}
+
+
+def test_a_new_model_moves_the_endpoint_blue_green_under_the_rollback_alarms(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    guarded, config, plain = props(resources, "RankerEndpoint")["DeploymentConfig"]["Fn::If"]
+    assert guarded == "UseDeploymentGuardrails"
+    assert template["Conditions"][guarded] == {"Fn::Equals": [{"Ref": rollout.GUARDRAILS}, "true"]}
+    assert plain == {"Ref": "AWS::NoValue"}  # SageMaker's plain blue/green: rollbacks, variant changes
+    policy = config["BlueGreenUpdatePolicy"]
+    cond, canary, all_at_once = policy["TrafficRoutingConfiguration"]["Fn::If"]
+    assert cond == "CanaryDeployment"
+    assert template["Conditions"]["CanaryDeployment"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": rollout.CANARY_INSTANCES}, 0]}]
+    }
+    assert canary["Type"] == "CANARY"
+    assert canary["CanarySize"] == {"Type": "INSTANCE_COUNT", "Value": {"Ref": rollout.CANARY_INSTANCES}}
+    assert (
+        canary["WaitIntervalInSeconds"]
+        == all_at_once["WaitIntervalInSeconds"]
+        == {"Ref": rollout.BAKE_SECONDS}
+    )
+    assert all_at_once["Type"] == "ALL_AT_ONCE"
+    assert policy["TerminationWaitInSeconds"] == {"Ref": rollout.TERMINATION_WAIT_SECONDS}
+    assert policy["MaximumExecutionTimeoutInSeconds"] == {"Ref": rollout.MAX_EXECUTION_SECONDS}
+    # The endpoint's rollback alarms, and the ones the CLI gives CloudFormation, are the stack's alarms.
+    listed = [a["AlarmName"]["Ref"] for a in config["AutoRollbackConfiguration"]["Alarms"]]
+    assert listed == ["PrimaryVariantErrorsAlarm", "RankerFallbackRateAlarm"]
+    named = {
+        resolve(props(resources, lid)["AlarmName"], template, {})
+        for lid in ("Api5xxAlarm", "RankerFallbackRateAlarm", "PrimaryVariantErrorsAlarm")
+    }
+    assert named == set(rollout.alarm_names("dev").values())
+    # Alarms name the endpoint by its fixed name: a GetAtt would make the endpoint and its alarms a cycle.
+    for lid, res in of_type(resources, "AWS::CloudWatch::Alarm").items():
+        assert "RankerEndpoint" not in _refs(res), lid
+
+
+def test_the_model_version_the_stack_gives_the_container_is_the_folder_of_its_model_data(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    hex_ = "0123456789abcdef" * 4
+    url = f"s3://shoprec-dev-artifactbucket-1a2b3c/models/{hex_}/model.tar.gz"
+    for param, model in (("ModelDataUrl", "RankerModel"), ("ChallengerModelDataUrl", "ChallengerModel")):
+        assert re.fullmatch(template["Parameters"][param]["AllowedPattern"], url)
+        assert not re.fullmatch(template["Parameters"][param]["AllowedPattern"], url.replace(hex_, "v1"))
+        container = props(resources, model)["PrimaryContainer"]
+        index, split = container["Environment"][rollout.VERSION_ENV]["Fn::Select"]
+        sep, ref = split["Fn::Split"]
+        assert ref == {"Ref": param}
+        assert url.split(sep)[index] == hex_
+        assert rollout._version_of(url) == f"sha256:{hex_}"
+
+
+@pytest.mark.parametrize(
+    ("spec", "fleet"),
+    [
+        (rollout.RolloutSpec(), 2),
+        (rollout.RolloutSpec(weight=0.25, bake_minutes=60, termination_wait_minutes=60), 8),
+        (rollout.RolloutSpec(weight=0, bake_minutes=0, termination_wait_minutes=0), 1),
+    ],
+)
+def test_the_deployment_parameters_the_cli_writes_are_within_the_templates_bounds(
+    template: dict[str, Any], spec: rollout.RolloutSpec, fleet: int
+) -> None:
+    for name, value in spec.deployment_parameters(fleet).items():
+        declared = template["Parameters"][name]
+        assert declared["Type"] == "Number"
+        assert (
+            declared.get("MinValue", float("-inf")) <= float(value) <= declared.get("MaxValue", float("inf"))
+        )
 
 
 # ---------------------------------------------------------------- layer staging and sizes
