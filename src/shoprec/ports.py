@@ -24,8 +24,9 @@ class UserStateStore(Protocol):
     def apply_events(self, events: Sequence[Event]) -> ApplyResult:
         """Append the events' items to their users' sequences, atomically per user.
 
-        Idempotent by ``event_id``: an event already applied (in an earlier call or earlier in the same
-        batch) is counted as a duplicate and changes nothing. Events of one user are applied in
+        Idempotent by ``event_id`` per user: an event whose id was already applied for its user (in an
+        earlier call or earlier in the same batch) is counted as a duplicate and changes nothing; the same
+        id for another user is another event. Events of one user are applied in
         timestamp order (stable), and the sequence is truncated to the most recent items.
         """
         ...

@@ -85,3 +85,36 @@ def test_an_unusable_path_is_reported_as_backend_unavailable(tmp_path: Path) -> 
     (tmp_path / "a-directory").mkdir()
     with pytest.raises(BackendUnavailableError, match="sqlite:///"):
         SqliteUserStateStore(tmp_path / "a-directory")
+
+
+def test_a_database_of_the_earlier_schema_is_rekeyed_per_user_and_keeps_everything(tmp_path: Path) -> None:
+    """Databases written when event ids were unique across users (key: event_id alone) open with their
+    items and applied ids intact, and then take the same id from another user."""
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE user_items (user_id TEXT PRIMARY KEY, items TEXT NOT NULL, updated_at REAL NOT NULL);
+            CREATE TABLE applied_events (
+                event_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, applied_at REAL NOT NULL
+            );
+            CREATE INDEX applied_events_by_user ON applied_events (user_id);
+            INSERT INTO user_items VALUES ('u1', '["10", "11"]', 1.0);
+            INSERT INTO applied_events VALUES ('e1', 'u1', 1.0), ('e2', 'u1', 1.0);
+            """
+        )
+    conn.close()
+    store = SqliteUserStateStore(path)
+    assert store.recent_items("u1") == ["10", "11"]
+    assert store.apply_events([event("e1", "u1", "10"), event("e2", "u1", "11")]).duplicates == 2
+    assert store.apply_events([event("e1", "u2", "12")]).applied == 1
+    store.close()
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rows = conn.execute(
+            "SELECT user_id, event_id FROM applied_events ORDER BY user_id, event_id"
+        ).fetchall()
+    conn.close()
+    assert tables == {"user_items", "applied_events"}
+    assert rows == [("u1", "e1"), ("u1", "e2"), ("u2", "e1")]
+    SqliteUserStateStore(path).close()  # opening a migrated file again is a no-op

@@ -101,6 +101,15 @@ def test_users_do_not_see_each_others_items(store: UserStateStore) -> None:
     assert store.recent_items("bob") == ["2"]
 
 
+def test_event_ids_are_unique_per_user(store: UserStateStore) -> None:
+    """The same id from two users is two events, in one batch and across calls alike."""
+    first = store.apply_events([event("e1", "alice", "1", 1), event("e1", "bob", "2", 2)])
+    assert (first.applied, first.duplicates) == (2, 0)
+    later = store.apply_events([event("e1", "carol", "3", 3), event("e1", "alice", "4", 4)])
+    assert (later.applied, later.duplicates) == (1, 1)
+    assert [store.recent_items(u) for u in ("alice", "bob", "carol")] == [["1"], ["2"], ["3"]]
+
+
 def test_delete_user_removes_state_and_stored_events(store: UserStateStore) -> None:
     store.apply_events([event("e1", "alice", "1"), event("e2", "bob", "2")])
     assert store.delete_user("alice") is True

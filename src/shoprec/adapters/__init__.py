@@ -27,15 +27,17 @@ class EventPlan:
 
 
 def plan_events(events: Sequence[Event]) -> EventPlan:
-    """Drop repeated event ids within ``events`` (the first occurrence wins) and group the rest by user."""
-    seen: set[str] = set()
+    """Drop repeated (user, event id) pairs within ``events`` (the first occurrence wins) and group the rest
+    by user. Event ids are unique per user: the same id for two users is two events."""
+    seen: set[tuple[str, str]] = set()
     by_user: dict[str, list[Event]] = {}
     duplicates = 0
     for event in events:
-        if event.event_id in seen:
+        key = (event.user_id, event.event_id)
+        if key in seen:
             duplicates += 1
             continue
-        seen.add(event.event_id)
+        seen.add(key)
         by_user.setdefault(event.user_id, []).append(event)
     for user_events in by_user.values():
         user_events.sort(key=lambda e: e.timestamp)

@@ -21,12 +21,28 @@ CREATE TABLE IF NOT EXISTS user_items (
     updated_at REAL NOT NULL   -- unix seconds
 );
 CREATE TABLE IF NOT EXISTS applied_events (
-    event_id   TEXT PRIMARY KEY,
     user_id    TEXT NOT NULL,
-    applied_at REAL NOT NULL
+    event_id   TEXT NOT NULL,
+    applied_at REAL NOT NULL,
+    PRIMARY KEY (user_id, event_id)
 );
-CREATE INDEX IF NOT EXISTS applied_events_by_user ON applied_events (user_id);
 """
+_PER_USER_KEY = "PRIMARY KEY (user_id, event_id)"
+_MIGRATE_GLOBAL_EVENT_IDS = """
+ALTER TABLE applied_events RENAME TO applied_events_global_ids;
+DROP INDEX IF EXISTS applied_events_by_user;
+CREATE TABLE applied_events (
+    user_id    TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    applied_at REAL NOT NULL,
+    PRIMARY KEY (user_id, event_id)
+);
+INSERT INTO applied_events (user_id, event_id, applied_at)
+    SELECT user_id, event_id, applied_at FROM applied_events_global_ids;
+DROP TABLE applied_events_global_ids;
+"""
+"""Databases written before event ids were per user had ``event_id`` alone as the key: copied over as they are
+(ids unique across users are unique per user too)."""
 
 _SELECT_ITEMS = "SELECT items FROM user_items WHERE user_id = ?"
 _INSERT_EVENT = "INSERT OR IGNORE INTO applied_events (event_id, user_id, applied_at) VALUES (?, ?, ?)"
@@ -47,7 +63,7 @@ class SqliteUserStateStore:
     ``apply_events`` call is one ``BEGIN IMMEDIATE`` transaction, so a batch is applied entirely or not
     at all, also across processes sharing the file.
 
-    Event ids are unique across users here (the primary key is the event id alone).
+    Event ids are unique per user, as in the DynamoDB store: the same id sent for two users is two events.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -59,6 +75,7 @@ class SqliteUserStateStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = self._conn()
             conn.execute("PRAGMA journal_mode=WAL")
+            self._migrate(conn)
             conn.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise BackendUnavailableError(f"{self.describe()}: cannot open the database: {exc}") from exc
@@ -102,6 +119,23 @@ class SqliteUserStateStore:
 
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """Re-key an ``applied_events`` table of the earlier schema, in one transaction (all or nothing)."""
+        row = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'applied_events'"
+        ).fetchone()
+        if row is None or _PER_USER_KEY in row[0]:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, _MIGRATE_GLOBAL_EVENT_IDS.split(";")):
+                conn.execute(statement)
+        except sqlite3.Error:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close every thread's connection (the store is unusable afterwards)."""
