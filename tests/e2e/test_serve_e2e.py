@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from tests.processes import stop
 
 from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
 from shoprec.artifacts.bundle import load_bundle
@@ -81,12 +82,7 @@ def server(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield Server(client, state_db, log, [bundle.item_ids[int(i)] for i in order[:20]])
     finally:
         client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def _wait_until_ready(client: httpx.Client, proc: subprocess.Popen[bytes], log: Path) -> None:

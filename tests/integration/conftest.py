@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from tests.processes import stop
 
 from shoprec.artifacts.bundle import Bundle, load_bundle
 
@@ -78,12 +79,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_for_ping(url, proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout_s=5)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 import pytest
 from tests.integration.conftest import free_port
+from tests.processes import stop
 
 from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
 from shoprec.artifacts.bundle import Bundle
@@ -184,12 +185,7 @@ def test_the_container_entry_points_serve_the_same_app(bundle_dir: Path, bundle:
         assert answer.status_code == 200
         assert len(answer.json()["predictions"][0]["scores"]) == 3
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def _wait_for_ping(base_url: str, proc: subprocess.Popen[str], timeout_s: float = 60.0) -> Any:
