@@ -502,7 +502,7 @@ def sagemaker_train(
         _fail(exc)
         return
     _say(f"published version {published.version} to {published.url}")
-    _say(f"next: shoprec sagemaker deploy --artifacts {published.url}")
+    _say(f"next: shoprec sagemaker deploy --stack shoprec-<stage> --artifacts {published.url}")
 
 
 @sagemaker_app.command("publish")
