@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from mangum import Mangum
-from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
+from shoprec.lambda_init import init_phase
 
-from shoprec.api.app import create_app
-from shoprec.observability import logger, metrics, tracer
+# What the import builds lives as long as the execution environment: the garbage collector need not
+# scan it, neither now nor later (see shoprec.lambda_init).
+with init_phase():
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mangum import Mangum
+    from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 
-app = create_app()
-# problem+json is text: without it Mangum base64-encodes error bodies, which a REST API without binary
-# media types would pass to clients still encoded.
-asgi = Mangum(app, lifespan="off", text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/problem+json"])
+    from shoprec.api.app import create_app
+    from shoprec.observability import logger, metrics, tracer
+
+    app = create_app()
+    # problem+json is text: without it Mangum base64-encodes error bodies, which a REST API without
+    # binary media types would pass to clients still encoded.
+    asgi = Mangum(app, lifespan="off", text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/problem+json"])
 
 
 # REST and HTTP APIs keep the request id at the same path (correlation_paths.API_GATEWAY_HTTP is an alias).

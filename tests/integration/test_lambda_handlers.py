@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.lambda_events import LambdaContext, load_handler, popular, set_function_env, sqs_event
+from tests.integration.lambda_events import (
+    ROOT,
+    LambdaContext,
+    load_handler,
+    popular,
+    set_function_env,
+    sqs_event,
+)
 
 from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
 from shoprec.artifacts.bundle import Bundle
@@ -234,6 +245,72 @@ def test_stage_latencies_go_out_as_emf_on_stdout(env: Path, capsys: pytest.Captu
     names = {m["Name"] for doc in lines for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {"RecommendLatency", "RecallLatency", "CacheMiss"} <= names
     assert lines[-1]["service"] == "shoprec-api"
+
+
+TRACED_INVOCATION = """
+import importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location("api_handler", sys.argv[1])
+api = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(api)
+import botocore.client
+class Context:
+    function_name = "shoprec-api"; memory_limit_in_mb = 1024; aws_request_id = "traced"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:shoprec-api"
+os.environ["_X_AMZN_TRACE_ID"] = sys.argv[3]  # what the runtime sets for each invocation
+response = api.handler(json.loads(sys.argv[2]), Context())
+print(json.dumps({
+    "status": response["statusCode"],
+    "tracer_enabled": not api.tracer.disabled,
+    "botocore_patched": hasattr(botocore.client.BaseClient._make_api_call, "__wrapped__"),
+}))
+"""
+
+
+def test_with_lambda_active_tracing_the_api_handler_sends_its_subsegment_to_the_xray_daemon(
+    env: Path,
+) -> None:
+    """In Lambda (``LAMBDA_TASK_ROOT`` set; the stack turns on Active tracing) the tracer is on from the
+    import, AWS SDK calls are patched, and each invocation's subsegment reaches the daemon inside the
+    invocation's trace. A fresh process, as in Lambda: an active tracer patches botocore process-wide."""
+    trace_id, parent_id = "1-6a2f3b10-0123456789abcdef01234567", "53995c3f42cd8ad8"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon:
+        daemon.bind(("127.0.0.1", 0))
+        environment = {k: v for k, v in os.environ.items() if k != "POWERTOOLS_TRACE_DISABLED"} | {
+            "LAMBDA_TASK_ROOT": str(ROOT / "functions" / "api"),
+            "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
+            "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        }
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                TRACED_INVOCATION,
+                str(ROOT / "functions" / "api" / "handler.py"),
+                json.dumps(rest_v1_event("GET", "/v1/recommendations/u1")),
+                f"Root={trace_id};Parent={parent_id};Sampled=1",
+            ],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        daemon.setblocking(False)
+        documents = []
+        while True:
+            try:
+                documents.append(json.loads(daemon.recv(65536).decode().partition("\n")[2]))
+            except BlockingIOError:
+                break
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "status": 200,
+        "tracer_enabled": True,
+        "botocore_patched": True,
+    }
+    [subsegment] = [d for d in documents if d.get("name") == "## handler"]
+    assert (subsegment["trace_id"], subsegment["parent_id"]) == (trace_id, parent_id)
+    assert subsegment["annotations"] == {"ColdStart": True, "Service": "shoprec-api"}
 
 
 # --- ingest handler ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,8 +38,10 @@ from shoprec.recall.channels import (
 )
 from shoprec.recall.merge import MergePolicy, merge_candidates
 from shoprec.rerank.rules import rerank
-from shoprec.search.bm25 import Bm25Search, SearchRecall
 from shoprec.services.results import ListResult
+
+if TYPE_CHECKING:
+    from shoprec.search.bm25 import SearchRecall
 
 log = logging.getLogger(__name__)
 
@@ -369,6 +371,10 @@ class RecommendationService:
         if self._search is None:
             with self._search_lock:
                 if self._search is None:
+                    # Imported with the index it builds: only search requests need bm25s, and a module
+                    # level import would add it to every cold start.
+                    from shoprec.search.bm25 import Bm25Search
+
                     self._search = Bm25Search.build(self.catalog)
         return self._search
 
