@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import tarfile
 import time
@@ -25,6 +24,7 @@ import httpx
 import pytest
 from tests.integration.conftest import free_port
 from tests.processes import stop
+from tests.pythons import find_python
 
 from shoprec.artifacts.bundle import Bundle
 from shoprec.deploy.models import pack_bundle
@@ -47,15 +47,10 @@ def base_python() -> str:
     tag = dockerfile_arg("BASE_IMAGE")
     match = re.fullmatch(r"python:(3\.\d+)[-.\w]*", tag)
     assert match, f"BASE_IMAGE {tag} is not an official python image"
-    version = match.group(1)
-    candidates = [shutil.which(f"python{version}")]
-    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates += [str(p) for p in sorted(pyenv.glob(f"versions/{version}*/bin/python{version}"))]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "--version"], capture_output=True, text=True, check=False)
-        if probe.returncode == 0 and probe.stdout.startswith(f"Python {version}"):
-            return candidate
-    pytest.skip(f"no local python{version} (the image's {tag}) to replay the image build with")
+    found = find_python(match.group(1))
+    if found is None:
+        pytest.skip(f"no local python{match.group(1)} (the image's {tag}) to replay the image build with")
+    return found
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from tests.integration.template_file import layer_sizes, load_template
+from tests.pythons import find_python, pyc_flags
 
 from shoprec.deploy import rollout
 from shoprec.settings import Settings
@@ -131,7 +132,8 @@ def test_every_function_and_layer_targets_python312_on_one_architecture(
         assert res["Metadata"]["BuildArchitecture"] == arch, logical_id
         assert res["Properties"]["CompatibleArchitectures"] == [arch], logical_id
         assert res["Properties"]["CompatibleRuntimes"] == ["python3.12"], logical_id
-    assert layers["RuntimeLayer"]["Metadata"]["BuildMethod"] == "python3.12"
+    # Both layers are built by Makefiles that compile bytecode with python3.12 (layers/runtime/Makefile).
+    assert layers["RuntimeLayer"]["Metadata"]["BuildMethod"] == "makefile"
     assert layers["ShoprecLayer"]["Metadata"]["BuildMethod"] == "makefile"
     assert glob["Layers"] == [{"Ref": "RuntimeLayer"}, {"Ref": "ShoprecLayer"}]
 
@@ -579,8 +581,11 @@ def test_the_deployment_parameters_the_cli_writes_are_within_the_templates_bound
 # ---------------------------------------------------------------- layer staging and sizes
 def test_layer_makefile_stages_the_package_without_offline_only_code(tmp_path: Path) -> None:
     makefile = ROOT / "layers" / "shoprec" / "Makefile"
+    python = find_python("3.12")
+    if python is None:
+        pytest.skip("no python3.12 to compile the layer's bytecode with (the runtime's version)")
     subprocess.run(
-        ["make", "--no-print-directory", "-f", str(makefile), "build-ShoprecLayer"],
+        ["make", "--no-print-directory", "-f", str(makefile), "build-ShoprecLayer", f"PYTHON={python}"],
         env={**os.environ, "ARTIFACTS_DIR": str(tmp_path)},
         cwd=tmp_path,  # sam runs make in a scratch folder, not the repository
         check=True,
@@ -591,7 +596,13 @@ def test_layer_makefile_stages_the_package_without_offline_only_code(tmp_path: P
     assert (package / "api" / "app.py").is_file()
     assert not (package / "training").exists()
     assert not (package / "cli.py").exists()
-    assert not list(package.rglob("__pycache__"))
+    # Every module is compiled by python3.12 into unchecked-hash bytecode (read-only /opt: no compiling at
+    # a cold start), and the working tree's own __pycache__ folders are not what was shipped.
+    modules = list(package.rglob("*.py"))
+    compiled = list(package.rglob("__pycache__/*.cpython-312.pyc"))
+    assert len(compiled) == len(modules) > 50
+    assert {pyc_flags(p) for p in compiled} == {1}
+    assert not list(package.rglob("*.cpython-311.pyc"))
 
 
 def fake_build(root: Path, layer_bytes: int) -> Path:
@@ -681,3 +692,11 @@ def test_sam_build_fits_lambda_limits_and_handlers_import_from_the_layers() -> N
     assert "OVER THE LIMIT" not in output
     assert "ApiFunction: handler.handler imports" in output
     assert "IngestFunction: handler.handler imports" in output
+    # Both layers ship bytecode of the runtime's Python that no zip timestamp invalidates.
+    build = ROOT / ".aws-sam" / "build"
+    for layer in ("RuntimeLayer", "ShoprecLayer"):
+        site = build / layer / "python"
+        modules = [p for p in site.rglob("*.py") if "__pycache__" not in p.parts]
+        compiled = list(site.rglob("__pycache__/*.cpython-312.pyc"))
+        assert len(compiled) >= 0.95 * len(modules), (layer, len(compiled), len(modules))
+        assert {pyc_flags(p) for p in compiled[:200]} == {1}, layer
