@@ -19,7 +19,9 @@ with init_phase():
     from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 
     from shoprec.api.app import create_app
-    from shoprec.observability import logger, metrics, tracer
+    from shoprec.observability import logger, metrics, route_package_logs, tracer
+
+    route_package_logs()
 
     app = create_app()
     # problem+json is text: without it Mangum base64-encodes error bodies, which a REST API without

@@ -32,12 +32,13 @@ from pydantic import TypeAdapter
 
 from shoprec.api.schemas import EventIn, EventsRequest
 from shoprec.container import LazyContainer
-from shoprec.observability import logger, metrics, record_count, tracer
+from shoprec.observability import logger, metrics, record_count, route_package_logs, tracer
 from shoprec.settings import get_settings
 
 if TYPE_CHECKING:
     from shoprec.adapters.aws.idempotency import OncePerMessageBody
 
+route_package_logs()
 container = LazyContainer()
 processor = BatchProcessor(event_type=EventType.SQS)
 _message = TypeAdapter(EventsRequest | EventIn)

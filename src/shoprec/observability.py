@@ -9,6 +9,7 @@ benchmarks) EMF documents on stdout would only be noise.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from typing import Final
@@ -32,6 +33,19 @@ _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 # Health checks and error answers legitimately record no metric; Powertools would otherwise warn
 # about that on every such invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
+
+def route_package_logs() -> None:
+    """Send the package's own log records (``logging.getLogger("shoprec....")``, e.g. a ranker fallback or a
+    version that failed to load) through the Powertools logger's handler: in Lambda they become JSON lines
+    with the invocation's keys (request id, correlation id, cold start) like the handlers' own, instead of
+    plain lines without them. Called by the Lambda handlers; idempotent."""
+    package = logging.getLogger("shoprec")
+    handler = logger.registered_handler
+    if handler not in package.handlers:
+        package.addHandler(handler)
+    package.setLevel(logger.log_level)
+    package.propagate = False  # the runtime's root handler would print each record a second time
 
 
 def metrics_enabled() -> bool:

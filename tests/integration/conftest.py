@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def package_logger_restored() -> Iterator[None]:
+    """Lambda handlers route the ``shoprec`` logger to Powertools' handler (observability.route_package_logs);
+    put it back after each test, so later tests' ``caplog`` sees the package's records again."""
+    package = logging.getLogger("shoprec")
+    saved = (list(package.handlers), package.level, package.propagate)
+    yield
+    package.handlers[:], package.level, package.propagate = saved
 
 
 @pytest.fixture(scope="session")

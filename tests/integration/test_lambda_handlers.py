@@ -8,7 +8,9 @@ a new Lambda execution environment does.
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -245,6 +247,25 @@ def test_stage_latencies_go_out_as_emf_on_stdout(env: Path, capsys: pytest.Captu
     names = {m["Name"] for doc in lines for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {"RecommendLatency", "RecallLatency", "CacheMiss"} <= names
     assert lines[-1]["service"] == "shoprec-api"
+
+
+def test_the_packages_own_log_records_carry_the_invocations_keys(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warning from inside shoprec (stdlib logging) comes out as the handler's JSON, with the request and
+    correlation ids of the invocation, once, not as a bare line from the runtime's root handler."""
+    api = load_handler("api")
+    out = io.StringIO()
+    monkeypatch.setattr(api.logger.registered_handler, "stream", out)
+    event = rest_v1_event("GET", "/v1/recommendations/u1")
+    api.handler(event, LambdaContext())
+    logging.getLogger("shoprec.services.recommendation").warning("ranker fell back: %s", "timeout")
+    (record,) = [json.loads(line) for line in out.getvalue().splitlines() if "ranker fell back" in line]
+    assert record["message"] == "ranker fell back: timeout"
+    assert record["level"] == "WARNING"
+    assert record["function_request_id"] == LambdaContext().aws_request_id
+    assert record["correlation_id"] == event["requestContext"]["requestId"]
+    assert record["service"] == "shoprec-api"
 
 
 TRACED_INVOCATION = """
