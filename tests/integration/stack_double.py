@@ -135,7 +135,10 @@ class StackEmulator:
             "StackResourceDetail": {
                 "StackName": name,
                 "LogicalResourceId": logical_id,
-                "PhysicalResourceId": self.endpoint_config[name],
+                # As CloudFormation gives it: the config's ARN, whose name part is in lower case.
+                "PhysicalResourceId": (
+                    f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{self.endpoint_config[name].lower()}"
+                ),
                 "ResourceType": "AWS::SageMaker::EndpointConfig",
                 "LastUpdatedTimestamp": "2026-11-29T00:00:00Z",
                 "ResourceStatus": "UPDATE_COMPLETE",

@@ -312,7 +312,11 @@ class RolloutStatus:
     @property
     def in_step(self) -> bool:
         """The endpoint runs the config the stack made (always true without an endpoint)."""
-        return self.endpoint is None or self.live_config == self.stack_config
+        if self.endpoint is None:
+            return True
+        return self.live_config is not None and config_name(self.live_config) == config_name(
+            self.stack_config or ""
+        )
 
 
 # --- the steps ----------------------------------------------------------------------------------------
@@ -653,6 +657,12 @@ def wait_for_stack(
             f"stack {stack_name} ended {stack.status}: " + ("; ".join(reasons) or stack.status_reason or "?")
         )
     return stack
+
+
+def config_name(value: str) -> str:
+    """An endpoint config's name from its name or its ARN (what CloudFormation gives as its physical id:
+    ``arn:aws:sagemaker:<region>:<account>:endpoint-config/<name>``), in lower case as ARNs write it."""
+    return value.rpartition(":endpoint-config/")[2].lower() if ":endpoint-config/" in value else value.lower()
 
 
 # --- internals ----------------------------------------------------------------------------------------
