@@ -172,6 +172,10 @@ class Stack:
         return _version_of(self.parameters.get(CHALLENGER_MODEL_DATA_URL, ""))
 
     @property
+    def partition(self) -> str:
+        return self.stack_id.split(":")[1]
+
+    @property
     def region(self) -> str:
         return self.stack_id.split(":")[3]
 
@@ -748,7 +752,7 @@ def _update_stack(
     }
     triggers = [
         {
-            "Arn": f"arn:aws:cloudwatch:{stack.region}:{stack.account}:alarm:{name}",
+            "Arn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:{name}",
             "Type": "AWS::CloudWatch::Alarm",
         }
         for name in alarms
