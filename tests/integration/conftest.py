@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from tests.integration.lambda_events import set_function_env
 from tests.processes import stop
 
 from shoprec.artifacts.bundle import Bundle, load_bundle
+from shoprec.settings import get_settings
 
 STARTUP_TIMEOUT_S = 20.0
 
@@ -31,6 +33,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def function_env(bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Settings of a fresh Lambda execution environment, as the function's environment variables would
+    give them (lambda_events.set_function_env: no idempotency table); yields its sqlite state file."""
+    state_db = tmp_path / "state.db"
+    set_function_env(monkeypatch, bundle_dir, state_db)
+    yield state_db
+    get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
-from tests.integration.lambda_events import LambdaContext, load_handler, popular, set_function_env, sqs_event
+from tests.integration.lambda_events import LambdaContext, load_handler, popular, sqs_event
 
 from shoprec.adapters.aws.clients import aws_client
 from shoprec.adapters.aws.idempotency import KEY_PREFIX, OncePerMessageBody
@@ -76,16 +75,7 @@ def event_body(event_id: str, user: str, item: str, kind: str = "view") -> str:
 
 
 @pytest.fixture
-def state_db(bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh execution environment's settings, without an idempotency table; yields the sqlite state."""
-    db = tmp_path / "state.db"
-    set_function_env(monkeypatch, bundle_dir, db)
-    yield db
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def table(moto_server: str, state_db: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def table(moto_server: str, function_env: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """An idempotency table on the moto server, named in the function's settings."""
     name = f"shoprec-test-IdempotencyTable-{uuid.uuid4().hex[:8]}"
     create_idempotency_table(name)
@@ -96,7 +86,7 @@ def table(moto_server: str, state_db: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_a_redelivered_batch_is_answered_from_the_table_without_reaching_the_events_service(
-    table: str, state_db: Path, bundle: Bundle, capsys: pytest.CaptureFixture[str]
+    table: str, function_env: Path, bundle: Bundle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ingest = load_handler("ingest")
     a, b, c = popular(bundle, 3)
@@ -111,7 +101,7 @@ def test_a_redelivered_batch_is_answered_from_the_table_without_reaching_the_eve
         ),
         event_body("r-3", "buyer", c, "purchase"),
     )
-    store = SqliteUserStateStore(state_db)
+    store = SqliteUserStateStore(function_env)
     before_ms = time.time() * 1000
 
     assert ingest.handler(batch, LambdaContext()) == {"batchItemFailures": []}
@@ -144,7 +134,7 @@ def test_a_redelivered_batch_is_answered_from_the_table_without_reaching_the_eve
 
 
 def test_a_failing_message_is_not_remembered_and_fails_again_on_redelivery(
-    table: str, state_db: Path, bundle: Bundle, capsys: pytest.CaptureFixture[str]
+    table: str, function_env: Path, bundle: Bundle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ingest = load_handler("ingest")
     a, b = popular(bundle, 2)
@@ -160,18 +150,18 @@ def test_a_failing_message_is_not_remembered_and_fails_again_on_redelivery(
     metrics = emitted(capsys)
     # The good message ran once; the unknown-items one reached the events service both times.
     assert metrics["MessagesDuplicate"] == 1
-    assert SqliteUserStateStore(state_db).recent_items("shopper") == [a]
+    assert SqliteUserStateStore(function_env).recent_items("shopper") == [a]
     records = records_of(table)
     assert [r["status"] for r in records] == ["COMPLETED"]  # no record, not even INPROGRESS, of a poison
 
     # Once the catalogue problem is fixed upstream a corrected body is a new key and is applied.
     fixed = sqs_event(event_body("p-3", "shopper", b))
     assert ingest.handler(fixed, LambdaContext()) == {"batchItemFailures": []}
-    assert SqliteUserStateStore(state_db).recent_items("shopper") == [a, b]
+    assert SqliteUserStateStore(function_env).recent_items("shopper") == [a, b]
 
 
 def test_the_same_body_under_two_message_ids_in_one_batch_is_applied_once(
-    table: str, state_db: Path, bundle: Bundle, capsys: pytest.CaptureFixture[str]
+    table: str, function_env: Path, bundle: Bundle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ingest = load_handler("ingest")
     (a,) = popular(bundle, 1)
@@ -184,12 +174,12 @@ def test_the_same_body_under_two_message_ids_in_one_batch_is_applied_once(
     assert metrics["EventsApplied"] == 1
     assert metrics["EventsDuplicate"] == 0  # the second copy never reached the state store's event ids
     assert metrics["MessagesDuplicate"] == 1
-    assert SqliteUserStateStore(state_db).recent_items("retrier") == [a]
+    assert SqliteUserStateStore(function_env).recent_items("retrier") == [a]
     assert len(records_of(table)) == 1
 
 
 def test_a_body_in_progress_in_another_environment_fails_there_and_is_then_answered_from_the_table(
-    table: str, state_db: Path, bundle: Bundle, capsys: pytest.CaptureFixture[str]
+    table: str, function_env: Path, bundle: Bundle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (a,) = popular(bundle, 1)
     body = event_body("race-1", "racer", a)
@@ -209,21 +199,21 @@ def test_a_body_in_progress_in_another_environment_fails_there_and_is_then_answe
 
     # The other environment failed that message alone (SQS retries it later) and applied the rest.
     assert failed_ids(seen_by_other[0]) == {sqs_event(body)["Records"][0]["messageId"]}
-    assert SqliteUserStateStore(state_db).recent_items("bystander") == [a]
+    assert SqliteUserStateStore(function_env).recent_items("bystander") == [a]
     # SQS makes the failed message visible again later: the body is now COMPLETED and not applied again.
     assert other.handler(sqs_event(body), LambdaContext()) == {"batchItemFailures": []}
     metrics = emitted(capsys)
     assert metrics["EventsApplied"] == 2  # the bystander's and the holder's: each applied once
     assert metrics["EventsDuplicate"] == 0
     assert metrics["MessagesDuplicate"] == 1
-    assert SqliteUserStateStore(state_db).recent_items("racer") == [a]
+    assert SqliteUserStateStore(function_env).recent_items("racer") == [a]
 
 
 @pytest.mark.parametrize("where", ["missing table", "unreachable endpoint"])
 def test_without_a_working_table_every_message_fails_and_nothing_is_applied(
     where: str,
     table: str,
-    state_db: Path,
+    function_env: Path,
     bundle: Bundle,
     nowhere: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -243,12 +233,12 @@ def test_without_a_working_table_every_message_fails_and_nothing_is_applied(
         ingest.handler(batch, LambdaContext())
 
     assert str(raised.value).count(f"BackendUnavailableError: idempotency table {table}") == 2
-    assert SqliteUserStateStore(state_db).recent_items("unguarded") == []
+    assert SqliteUserStateStore(function_env).recent_items("unguarded") == []
     assert "EventsApplied" not in emitted(capsys)
 
 
 def test_without_the_setting_nothing_touches_dynamodb_and_event_ids_alone_catch_duplicates(
-    state_db: Path,
+    function_env: Path,
     bundle: Bundle,
     nowhere: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -269,7 +259,7 @@ def test_without_the_setting_nothing_touches_dynamodb_and_event_ids_alone_catch_
     assert metrics["EventsApplied"] == 1
     assert metrics["EventsDuplicate"] == 3  # every copy reached the events service
     assert "MessagesDuplicate" not in metrics
-    assert SqliteUserStateStore(state_db).recent_items("local") == [a]
+    assert SqliteUserStateStore(function_env).recent_items("local") == [a]
 
 
 @pytest.mark.parametrize(

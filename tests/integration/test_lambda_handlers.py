@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +25,11 @@ from tests.integration.lambda_events import (
     LambdaContext,
     load_handler,
     popular,
-    set_function_env,
     sqs_event,
 )
 
 from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
 from shoprec.artifacts.bundle import Bundle
-from shoprec.settings import get_settings
-
-
-@pytest.fixture
-def env(bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Settings of a fresh execution environment (as the function's environment variables would be)."""
-    state_db = tmp_path / "state.db"
-    set_function_env(monkeypatch, bundle_dir, state_db)
-    yield state_db
-    get_settings.cache_clear()
 
 
 def rest_v1_event(
@@ -165,7 +153,9 @@ def body_of(response: dict[str, Any]) -> Any:
 # --- API handler ---------------------------------------------------------------------------------------
 
 
-def test_rest_v1_recommendations_for_an_unknown_user_are_cold_start(env: Path, bundle: Bundle) -> None:
+def test_rest_v1_recommendations_for_an_unknown_user_are_cold_start(
+    function_env: Path, bundle: Bundle
+) -> None:
     api = load_handler("api")
     event = rest_v1_event("GET", "/v1/recommendations/new-user", query={"k": "5"})
     response = api.handler(event, LambdaContext())
@@ -178,7 +168,9 @@ def test_rest_v1_recommendations_for_an_unknown_user_are_cold_start(env: Path, b
     assert all(item["item_id"] in bundle.item_ids for item in body["items"])
 
 
-def test_http_v2_events_then_recommendations_change_and_exclude_seen(env: Path, bundle: Bundle) -> None:
+def test_http_v2_events_then_recommendations_change_and_exclude_seen(
+    function_env: Path, bundle: Bundle
+) -> None:
     api = load_handler("api")
     top = popular(bundle, 3)
     before = body_of(
@@ -202,7 +194,7 @@ def test_http_v2_events_then_recommendations_change_and_exclude_seen(env: Path, 
     assert after["request_id"] == "JKJaXmPLvHcESHA="
 
 
-def test_http_v2_similar_for_an_unknown_item_is_a_404_problem(env: Path) -> None:
+def test_http_v2_similar_for_an_unknown_item_is_a_404_problem(function_env: Path) -> None:
     api = load_handler("api")
     response = api.handler(http_v2_event("GET", "/v1/items/not-an-item/similar"), LambdaContext())
     assert response["statusCode"] == 404
@@ -213,7 +205,7 @@ def test_http_v2_similar_for_an_unknown_item_is_a_404_problem(env: Path) -> None
     assert problem["request_id"] == "JKJaXmPLvHcESHA="
 
 
-def test_rest_v1_search_rank_and_health(env: Path, bundle: Bundle) -> None:
+def test_rest_v1_search_rank_and_health(function_env: Path, bundle: Bundle) -> None:
     api = load_handler("api")
     search = api.handler(
         rest_v1_event("GET", "/v1/search", query={"q": "glass beaker", "k": "5"}), LambdaContext()
@@ -230,7 +222,7 @@ def test_rest_v1_search_rank_and_health(env: Path, bundle: Bundle) -> None:
     assert health["backends"]["ranker"].startswith("onnxruntime://")
 
 
-def test_the_container_is_built_on_the_first_event_and_reused_while_warm(env: Path) -> None:
+def test_the_container_is_built_on_the_first_event_and_reused_while_warm(function_env: Path) -> None:
     api = load_handler("api")
     provider = api.app.state.containers
     assert not provider.built  # importing the handler loads no model
@@ -240,7 +232,9 @@ def test_the_container_is_built_on_the_first_event_and_reused_while_warm(env: Pa
     assert provider.get() is first
 
 
-def test_stage_latencies_go_out_as_emf_on_stdout(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stage_latencies_go_out_as_emf_on_stdout(
+    function_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     api = load_handler("api")
     api.handler(rest_v1_event("GET", "/v1/recommendations/u1"), LambdaContext())
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
@@ -250,7 +244,7 @@ def test_stage_latencies_go_out_as_emf_on_stdout(env: Path, capsys: pytest.Captu
 
 
 def test_the_packages_own_log_records_carry_the_invocations_keys(
-    env: Path, monkeypatch: pytest.MonkeyPatch
+    function_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A warning from inside shoprec (stdlib logging) comes out as the handler's JSON, with the request and
     correlation ids of the invocation, once, not as a bare line from the runtime's root handler."""
@@ -288,7 +282,7 @@ print(json.dumps({
 
 
 def test_with_lambda_active_tracing_the_api_handler_sends_its_subsegment_to_the_xray_daemon(
-    env: Path,
+    function_env: Path,
 ) -> None:
     """In Lambda (``LAMBDA_TASK_ROOT`` set; the stack turns on Active tracing) the tracer is on from the
     import, AWS SDK calls are patched, and each invocation's subsegment reaches the daemon inside the
@@ -338,7 +332,7 @@ def test_with_lambda_active_tracing_the_api_handler_sends_its_subsegment_to_the_
 
 
 def test_sqs_batch_reports_only_the_poison_message_and_applies_the_rest_exactly_once(
-    env: Path, bundle: Bundle
+    function_env: Path, bundle: Bundle
 ) -> None:
     ingest = load_handler("ingest")
     a, b, c = popular(bundle, 3)
@@ -377,7 +371,7 @@ def test_sqs_batch_reports_only_the_poison_message_and_applies_the_rest_exactly_
     poison_id = batch["Records"][1]["messageId"]
 
     assert ingest.handler(batch, LambdaContext()) == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
-    store = SqliteUserStateStore(env)
+    store = SqliteUserStateStore(function_env)
     assert store.recent_items("buyer") == [a, b, c]
 
     # SQS redelivers the whole batch (e.g. after a timeout): nothing is applied twice.
@@ -386,7 +380,7 @@ def test_sqs_batch_reports_only_the_poison_message_and_applies_the_rest_exactly_
 
 
 def test_a_message_with_unknown_items_fails_alone_and_stores_none_of_its_events(
-    env: Path, bundle: Bundle
+    function_env: Path, bundle: Bundle
 ) -> None:
     ingest = load_handler("ingest")
     (a,) = popular(bundle, 1)
@@ -405,6 +399,6 @@ def test_a_message_with_unknown_items_fails_alone_and_stores_none_of_its_events(
     result = ingest.handler(batch, LambdaContext())
     failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
     assert failed == {batch["Records"][0]["messageId"], batch["Records"][2]["messageId"]}
-    store = SqliteUserStateStore(env)
+    store = SqliteUserStateStore(function_env)
     assert store.recent_items("mixed") == []
     assert store.recent_items("other") == [a]
