@@ -1,9 +1,12 @@
-"""Another version of a bundle in milliseconds: the same files plus one note, so another content hash."""
+"""Model versions for the tests: another version of a bundle in milliseconds (the same files plus one note,
+so another content hash), and the served-version SSM parameter written as the deploy stack writes it."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from shoprec.adapters.aws.clients import aws_client
 from shoprec.artifacts.bundle import BundleWriter, read_manifest
 
 
@@ -21,3 +24,10 @@ def derive_version(bundle_dir: Path, out: Path, note: str) -> str:
             extra=manifest.extra,
         )
     return committed.model_version
+
+
+def set_served_version(name: str, version: str, *, ssm: Any = None) -> None:
+    """Point the served-version parameter ``name`` at ``version`` as the stack's ``ModelVersion`` does: the
+    version's folder name (the hex of ``sha256:<hex>``), overwriting the value in place (history kept)."""
+    client = ssm if ssm is not None else aws_client("ssm", timeout_s=10)
+    client.put_parameter(Name=name, Value=version.removeprefix("sha256:"), Type="String", Overwrite=True)

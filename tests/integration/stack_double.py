@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
+from tests.integration.model_versions import set_served_version
 from tests.integration.template_file import load_template
 
 from shoprec.deploy import rollout
@@ -81,10 +82,8 @@ class StackEmulator:
         self.cloudformation.create_stack(
             StackName=name, TemplateBody=json.dumps(template), Parameters=parameters
         )
-        self.ssm.put_parameter(
-            Name=f"/shoprec/{stage}/model-version",
-            Value=given.get(rollout.MODEL_VERSION, "v1"),
-            Type="String",
+        set_served_version(
+            f"/shoprec/{stage}/model-version", given.get(rollout.MODEL_VERSION, "v1"), ssm=self.ssm
         )
         names = rollout.alarm_names(stage)
         for role in ("api-5xx", "ranker-fallback-rate"):
@@ -110,12 +109,7 @@ class StackEmulator:
         after = self._parameters(name)
         stage = after[STAGE]
         if after[rollout.MODEL_VERSION] != before[rollout.MODEL_VERSION]:
-            self.ssm.put_parameter(
-                Name=f"/shoprec/{stage}/model-version",
-                Value=after[rollout.MODEL_VERSION],
-                Type="String",
-                Overwrite=True,
-            )
+            set_served_version(f"/shoprec/{stage}/model-version", after[rollout.MODEL_VERSION], ssm=self.ssm)
         model_keys = (
             rollout.MODEL_DATA_URL,
             rollout.CHALLENGER_MODEL_DATA_URL,

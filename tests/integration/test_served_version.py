@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from tests.integration.model_versions import derive_version
+from tests.integration.model_versions import derive_version, set_served_version
 
 from shoprec.adapters.aws.clients import aws_client
 from shoprec.adapters.aws.ssm_version import SsmModelVersion
@@ -53,13 +53,12 @@ def following(settings: Settings) -> LazyContainer:
 
 def test_a_promotion_reaches_a_warm_container_without_a_redeploy(models: list[str], tmp_path: Path) -> None:
     first, second = models
-    parameter = SsmModelVersion(PARAMETER)
-    parameter.put(first)
+    set_served_version(PARAMETER, first)
     provider = following(settings_for(tmp_path, max_age_s=0))
 
     assert provider.get().model_version == first
     assert provider.get().backends()["artifacts"].endswith(first.removeprefix("sha256:"))
-    parameter.put(second)
+    set_served_version(PARAMETER, second)
     assert provider.get().model_version == second
     assert not provider.built  # get() looks the version up, so the API calls it off the event loop
 
@@ -67,10 +66,10 @@ def test_a_promotion_reaches_a_warm_container_without_a_redeploy(models: list[st
 def test_the_version_is_cached_for_max_age(models: list[str], tmp_path: Path) -> None:
     first, second = models
     name = f"{PARAMETER}-cached"
-    SsmModelVersion(name).put(first)
+    set_served_version(name, first)
     provider = following(settings_for(tmp_path, max_age_s=60, parameter=name))
     assert provider.get().model_version == first
-    SsmModelVersion(name).put(second)
+    set_served_version(name, second)
     assert provider.get().model_version == first  # still inside the minute Powertools caches it
 
 
@@ -79,11 +78,10 @@ def test_a_promoted_version_that_cannot_load_leaves_the_current_one_serving(
 ) -> None:
     first, _ = models
     name = f"{PARAMETER}-broken"
-    parameter = SsmModelVersion(name)
-    parameter.put(first)
+    set_served_version(name, first)
     provider = following(settings_for(tmp_path, max_age_s=0, parameter=name))
     assert provider.get().model_version == first
-    parameter.put("sha256:" + "0" * 64)  # promoted, but never published
+    set_served_version(name, "sha256:" + "0" * 64)  # promoted, but never published
     with caplog.at_level(logging.ERROR, logger="shoprec.container"):
         assert provider.get().model_version == first
     assert "cannot switch to model version" in caplog.text
@@ -100,7 +98,7 @@ def test_the_parameter_history_is_the_record_of_promotions(models: list[str]) ->
     parameter = SsmModelVersion(name)
     assert parameter.history() == []
     for version in (*models, models[0]):
-        parameter.put(version.removeprefix("sha256:"))  # either form is accepted, the full one is stored
+        set_served_version(name, version)  # the folder name is stored, the full form read back
     assert parameter.history() == [models[0], models[1], models[0]]
 
 

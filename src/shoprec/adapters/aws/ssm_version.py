@@ -2,8 +2,8 @@
 
 Reads go through Powertools Parameters (``SSMProvider.get(name, max_age=...)``) with a short cache, so a
 warm Lambda asks SSM at most once a ``max_age_s`` and a promotion reaches every function within that time,
-without a redeploy. ``shoprec sagemaker promote`` and ``rollback`` write the parameter; its SSM history is
-the record of what was served when.
+without a redeploy. The deploy stack owns the parameter (its ``ModelVersion``, which ``shoprec sagemaker
+promote`` and ``rollback`` change by stack updates); its SSM history is the record of what was served when.
 
 The value is the name of the version's folder under ``models/``: a bundle's content hash (64 hex digits,
 what ``shoprec sagemaker publish`` uses; read back as ``"sha256:<hex>"``, the manifest's form) or any other
@@ -54,23 +54,6 @@ class SsmModelVersion:
             raise BackendUnavailableError(f"SSM parameter {self.name}: {exc}") from exc
         return parse_version(str(value), source=f"SSM parameter {self.name}")
 
-    def put(self, version: str) -> int:
-        """Set the served version (``Overwrite``), stored as its folder name, as the stack writes it; returns
-        the parameter's new SSM version number."""
-        value = version_folder(parse_version(version, source="version"))
-        try:
-            response = self._client.put_parameter(
-                Name=self.name,
-                Value=value,
-                Type="String",
-                Overwrite=True,
-                Description="shoprec: the model version the online services serve",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise BackendUnavailableError(f"SSM parameter {self.name}: cannot write: {exc}") from exc
-        self._provider.clear_cache()  # type: ignore[no-untyped-call]
-        return int(response["Version"])
-
     def history(self) -> list[str]:
         """Every version the parameter has named, oldest first, as :func:`parse_version` gives them
         (empty when it does not exist yet; values that name no version are left out)."""
@@ -107,8 +90,3 @@ def parse_version(value: str, *, source: str) -> str:
             "digits and . _ -)"
         )
     return value
-
-
-def version_folder(version: str) -> str:
-    """The folder under ``models/`` that holds ``version`` (a value from :func:`parse_version`)."""
-    return version.removeprefix("sha256:")
