@@ -415,21 +415,14 @@ def deploy(
     alarms = _existing_alarms(
         clients.cloudwatch, stack, ("api-5xx", "ranker-fallback-rate", "ranker-primary-errors")
     )
-    applied = (
-        bool(changes)
-        and not dry_run
-        and _update_stack(
-            clients.cloudformation, stack, changes, alarms=alarms, monitor_minutes=spec.monitoring
-        )
-    )
-    return StackChange(
-        stack=stack.name,
-        version=published.version,
-        changes=changes,
-        previous={k: stack.parameters.get(k, "") for k in changes},
-        applied=applied,
-        rollback_alarms=alarms,
-        monitor_minutes=spec.monitoring if alarms else 0,
+    return _apply(
+        clients.cloudformation,
+        stack,
+        published.version,
+        changes,
+        dry_run=dry_run,
+        alarms=alarms,
+        monitor_minutes=spec.monitoring,
         fleet=fleet,
         canary_instances=int(changes.get(CANARY_INSTANCES, stack.parameters.get(CANARY_INSTANCES, "0")))
         if changes
@@ -485,21 +478,14 @@ def promote(
         raise DeploymentError(f"--monitor-minutes must be within 0..180, got {monitor_minutes}")
     changes = _changed(stack, {MODEL_VERSION: version_hex(target)})
     alarms = _existing_alarms(clients.cloudwatch, stack, ("api-5xx", "ranker-fallback-rate"))
-    applied = (
-        bool(changes)
-        and not dry_run
-        and _update_stack(
-            clients.cloudformation, stack, changes, alarms=alarms, monitor_minutes=monitor_minutes
-        )
-    )
-    return StackChange(
-        stack=stack.name,
-        version=target,
-        changes=changes,
-        previous={k: stack.parameters.get(k, "") for k in changes},
-        applied=applied,
-        rollback_alarms=alarms,
-        monitor_minutes=monitor_minutes if alarms else 0,
+    return _apply(
+        clients.cloudformation,
+        stack,
+        target,
+        changes,
+        dry_run=dry_run,
+        alarms=alarms,
+        monitor_minutes=monitor_minutes,
     )
 
 
@@ -547,18 +533,7 @@ def rollback(
     changes = _changed(stack, wanted)
     if MODEL_VERSION not in changes and MODEL_DATA_URL not in changes:
         changes = {}
-    applied = (
-        bool(changes)
-        and not dry_run
-        and _update_stack(clients.cloudformation, stack, changes, alarms=(), monitor_minutes=0)
-    )
-    return StackChange(
-        stack=stack.name,
-        version=target,
-        changes=changes,
-        previous={k: stack.parameters.get(k, "") for k in changes},
-        applied=applied,
-    )
+    return _apply(clients.cloudformation, stack, target, changes, dry_run=dry_run)
 
 
 def rollout_status(stack_name: str, *, clients: AwsClients, stack: Stack | None = None) -> RolloutStatus:
@@ -726,6 +701,36 @@ def _existing_alarms(cloudwatch: Any, stack: Stack, roles: Iterable[str]) -> tup
     found = _call(cloudwatch.describe_alarms, AlarmNames=names, AlarmTypes=["MetricAlarm"])
     exists = {a["AlarmName"] for a in found.get("MetricAlarms", [])}
     return tuple(n for n in names if n in exists)
+
+
+def _apply(
+    cloudformation: Any,
+    stack: Stack,
+    version: str,
+    changes: dict[str, str],
+    *,
+    dry_run: bool,
+    alarms: tuple[str, ...] = (),
+    monitor_minutes: int = 0,
+    **details: Any,
+) -> StackChange:
+    """Send ``changes`` as one stack update guarded by ``alarms`` (none when empty or ``dry_run``) and
+    describe it; ``details`` are the step's own fields of :class:`StackChange`."""
+    applied = (
+        bool(changes)
+        and not dry_run
+        and _update_stack(cloudformation, stack, changes, alarms=alarms, monitor_minutes=monitor_minutes)
+    )
+    return StackChange(
+        stack=stack.name,
+        version=version,
+        changes=changes,
+        previous={k: stack.parameters.get(k, "") for k in changes},
+        applied=applied,
+        rollback_alarms=alarms,
+        monitor_minutes=monitor_minutes if alarms else 0,
+        **details,
+    )
 
 
 def _update_stack(
