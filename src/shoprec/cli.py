@@ -406,6 +406,8 @@ StackOpt = Annotated[
     ),
 ]
 
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the stack change; change nothing.")]
+
 
 def _stack_name(stack: str | None, stage: str) -> str:
     """The stack's name as infra/samconfig.toml deploys it: shoprec-<stage>."""
@@ -561,9 +563,7 @@ def sagemaker_deploy(
         int | None,
         typer.Option(help="CloudFormation watches the alarms this long after the update (default: bake)."),
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the stack change; change nothing.")
-    ] = False,
+    dry_run: DryRunOpt = False,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for the stack update and check the endpoint followed.")
     ] = False,
@@ -650,9 +650,7 @@ def sagemaker_promote(
     monitor_minutes: Annotated[
         int, typer.Option(help="CloudFormation watches the API alarms this long and undoes the promotion.")
     ] = 5,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the stack change; change nothing.")
-    ] = False,
+    dry_run: DryRunOpt = False,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for an update in progress first, then for this one.")
     ] = False,
@@ -686,9 +684,7 @@ def sagemaker_rollback(
     to: Annotated[
         str | None, typer.Option("--to", help="Version to go back to (default: the previous).")
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the stack change; change nothing.")
-    ] = False,
+    dry_run: DryRunOpt = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the stack update.")] = False,
 ) -> None:
     """Put the endpoint and the served version back on the previous version, all at once."""
