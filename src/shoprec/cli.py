@@ -741,13 +741,6 @@ def _say(message: str) -> None:
     console.print(message, soft_wrap=True, highlight=False)
 
 
-def _key_value(pair: str, option: str) -> tuple[str, str]:
-    key, sep, value = pair.partition("=")
-    if not sep or not key:
-        raise ValueError(f"{option} {pair!r}: expected KEY=VALUE")
-    return key, value
-
-
 def main() -> Any:
     """Console-script entry point."""
     return app()
