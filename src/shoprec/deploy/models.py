@@ -40,11 +40,6 @@ def full_version(version: str) -> str:
     return f"sha256:{version_hex(version)}"
 
 
-def short_version(version: str) -> str:
-    """The first 12 hex digits: enough to tell versions apart in names and logs."""
-    return version_hex(version)[:12]
-
-
 def model_url(models_url: str, version: str) -> str:
     """``s3://bucket/models`` + version → ``s3://bucket/models/{hex}``."""
     return f"{models_url.rstrip('/')}/{version_hex(version)}"
