@@ -18,8 +18,8 @@ other than what runs. The parameters written here are :data:`ROLLOUT_PARAMETERS`
 ``rollback``  both back to the previous version (the SSM parameter's history), all at once, no canary.
 
 SageMaker can roll an endpoint deployment back on its own (an alarm) while CloudFormation reports success,
-as other infrastructure tools have found; :func:`endpoint_in_step` compares the endpoint's live config with
-the stack's, and ``deploy --wait``, ``promote`` and ``status`` use it.
+as other infrastructure tools have found; :attr:`RolloutStatus.in_step` compares the endpoint's live config
+with the stack's, and ``deploy --wait``, ``promote`` and ``status`` use it.
 """
 
 from __future__ import annotations
@@ -589,11 +589,6 @@ def rollout_status(stack_name: str, *, clients: AwsClients, stack: Stack | None 
             "failure_reason": str(described.get("FailureReason", "")),
         }
     )
-
-
-def endpoint_in_step(stack_name: str, *, clients: AwsClients) -> bool:
-    """Whether the endpoint runs the config the stack made (``True`` without an endpoint)."""
-    return rollout_status(stack_name, clients=clients).in_step
 
 
 FAILED_STATES = frozenset(
