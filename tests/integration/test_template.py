@@ -595,7 +595,7 @@ def test_layer_makefile_stages_the_package_without_offline_only_code(tmp_path: P
     assert (package / "__init__.py").is_file()
     assert (package / "api" / "app.py").is_file()
     assert not (package / "training").exists()
-    assert not (package / "cli.py").exists()
+    assert not (package / "cli").exists()
     # Every module is compiled by python3.12 into unchecked-hash bytecode (read-only /opt: no compiling at
     # a cold start), and the working tree's own __pycache__ folders are not what was shipped.
     modules = list(package.rglob("*.py"))

@@ -1,0 +1,176 @@
+"""``shoprec train`` and ``shoprec evaluate``: fit the models, write the artifact bundle, score a bundle."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from shoprec.cli.common import (
+    DataRootOpt,
+    DatasetOpt,
+    FormatOpt,
+    cli_errors,
+    console,
+    fail,
+    progress_bars,
+    stdout_console,
+)
+from shoprec.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from shoprec.training.trainer import EpochLog
+
+_DEFAULTS = TrainConfig()
+
+
+class RichTrainingUI:
+    """Progress bars for data loading, every epoch and evaluation; one line per finished epoch."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks: dict[str, TaskID] = {}
+
+    def stage(self, name: str) -> None:
+        self._progress.console.print(f"[bold cyan]»[/] {name}")
+
+    def progress(self, task: str, done: int, total: int) -> None:
+        if task not in self._tasks:
+            self._tasks[task] = self._progress.add_task(task, total=total)
+        tid = self._tasks[task]
+        self._progress.update(tid, completed=done, total=total)
+        if done >= total:
+            self._progress.remove_task(tid)
+            del self._tasks[task]
+
+    def epoch(self, log: EpochLog, best: float) -> None:
+        mark = " [green]best[/]" if log.valid_ndcg10 >= best else ""
+        self._progress.console.print(
+            f"  epoch {log.epoch:3d}  loss {log.train_loss:.4f}  valid NDCG@10 {log.valid_ndcg10:.4f}"
+            f"  ({log.seconds:.0f} s){mark}"
+        )
+
+
+def train(
+    dataset: DatasetOpt,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the artifact bundle into.")],
+    fmt: FormatOpt = "auto",
+    data_root: DataRootOpt = None,
+    hidden: Annotated[int, typer.Option(help="Transformer hidden size.")] = _DEFAULTS.hidden,
+    blocks: Annotated[int, typer.Option(help="Transformer blocks.")] = _DEFAULTS.blocks,
+    heads: Annotated[int, typer.Option(help="Attention heads.")] = _DEFAULTS.heads,
+    max_len: Annotated[int, typer.Option(help="Longest history the ranker reads.")] = _DEFAULTS.max_len,
+    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = _DEFAULTS.dropout,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = _DEFAULTS.lr,
+    batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = _DEFAULTS.batch_size,
+    max_epochs: Annotated[int, typer.Option(help="Upper bound on epochs.")] = _DEFAULTS.max_epochs,
+    patience: Annotated[
+        int, typer.Option(help="Stop after this many epochs without validation gain.")
+    ] = _DEFAULTS.patience,
+    max_minutes: Annotated[
+        float, typer.Option(help="Time budget of the Transformer training.")
+    ] = _DEFAULTS.max_minutes,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = _DEFAULTS.seed,
+    threads: Annotated[int, typer.Option(help="Torch threads (0: all cores).")] = _DEFAULTS.threads,
+    checkpoint_dir: Annotated[
+        Path | None, typer.Option(help="Save/resume training state here (e.g. for spot instances).")
+    ] = None,
+) -> None:
+    """Train popularity, item-CF and the Transformer ranker; evaluate; write the artifact bundle."""
+    from shoprec.training.pipeline import metrics_table, run_training
+
+    config = TrainConfig(
+        hidden=hidden,
+        blocks=blocks,
+        heads=heads,
+        max_len=max_len,
+        dropout=dropout,
+        lr=lr,
+        batch_size=batch_size,
+        max_epochs=max_epochs,
+        patience=patience,
+        max_minutes=max_minutes,
+        seed=seed,
+        threads=threads,
+    )
+    with cli_errors(), progress_bars() as progress:
+        report = run_training(
+            dataset,
+            out,
+            config,
+            fmt=fmt,
+            data_root=data_root,
+            checkpoint_dir=checkpoint_dir,
+            ui=RichTrainingUI(progress),
+        )
+    for split in ("test", "valid"):
+        for protocol in ("full", "sampled"):
+            title = f"{split} · {protocol} ranking" + (" (inflated)" if protocol == "sampled" else "")
+            _print_table(title, metrics_table(report.metrics, split, protocol))
+    console.print(
+        f"bundle [bold]{report.out_dir}[/] version {report.manifest.short_version} · "
+        f"training {report.train_seconds:.0f} s · total {report.total_seconds:.0f} s"
+    )
+
+
+def evaluate(
+    artifacts: Annotated[Path, typer.Argument(help="Artifact bundle folder written by `shoprec train`.")],
+    dataset: DatasetOpt,
+    protocol: Annotated[
+        str, typer.Option(help="full (all items) | sampled (99 negatives; inflated)")
+    ] = "full",
+    model: Annotated[
+        str, typer.Option(help="transformer | transformer-int8 | item-cf | popularity")
+    ] = "transformer",
+    fmt: FormatOpt = "auto",
+    data_root: DataRootOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Evaluate a bundle's model on the dataset's leave-one-out test targets."""
+    from shoprec.evaluation.bundle_eval import evaluate_bundle
+
+    if protocol not in ("full", "sampled"):
+        fail(ValueError(f"--protocol must be 'full' or 'sampled', got '{protocol}'"))
+    with cli_errors(), progress_bars() as progress:
+        task = progress.add_task(f"evaluating {model}", total=None)
+        result = evaluate_bundle(
+            artifacts,
+            dataset,
+            protocol=protocol,
+            model=model,
+            fmt=fmt,
+            data_root=data_root,
+            progress=lambda d, t: progress.update(task, completed=d, total=t),
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json_dict()) + "\n")
+        return
+    keys = sorted(result.metrics, key=_metric_order)
+    table = Table(title=f"{model} · test · {protocol} ranking · {result.users} users")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in keys:
+        table.add_row(key, f"{result.metrics[key]:.4f}")
+    stdout_console().print(table)
+
+
+def _metric_order(key: str) -> tuple[int, str]:
+    name, _, k = key.partition("@")
+    return (int(k) if k else 0, name)
+
+
+def _print_table(title: str, rows: list[list[str]]) -> None:
+    from shoprec.training.pipeline import TABLE_METRICS
+
+    table = Table(title=title)
+    table.add_column("model")
+    for m in TABLE_METRICS:
+        table.add_column(m, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    stdout_console().print(table)
