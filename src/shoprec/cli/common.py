@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from shoprec.errors import ShopRecError
@@ -39,7 +40,9 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (ShopRecError, ValueError)
 
 def fail(exc: Exception) -> NoReturn:
     """End the command with ``error: <exc>`` on stderr and exit code 2."""
-    console.print(f"[bold red]error:[/] {exc}")
+    # The message is data, not markup: pydantic's "[type=..., input_value=...]" would vanish and a "[/x]"
+    # in it would crash rich instead of exiting 2.
+    console.print("[bold red]error:[/]", escape(str(exc)))
     raise typer.Exit(code=2)
 
 
