@@ -1,7 +1,9 @@
-"""Training loop: it learns, keeps the best epoch, stops early, and resumes from a checkpoint."""
+"""Training loop: it learns with either loss, keeps the best epoch, stops early, resumes from a checkpoint,
+and picks its loss and device from the configuration."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +11,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from shoprec.training.config import TrainConfig  # noqa: E402
+from shoprec.training.config import SAMPLED_SOFTMAX_MIN_ITEMS, TrainConfig, resolve_loss  # noqa: E402
+from shoprec.training.distributed import DistContext  # noqa: E402
 from shoprec.training.sasrec import SASRec  # noqa: E402
-from shoprec.training.trainer import train_sasrec, training_windows  # noqa: E402
+from shoprec.training.trainer import (  # noqa: E402
+    TrainingSteps,
+    negative_sampler,
+    resolve_device,
+    train_sasrec,
+    training_windows,
+)
 
 pytestmark = pytest.mark.train
 
@@ -86,3 +95,108 @@ def test_learning_rate_warms_up_then_decays_to_the_floor() -> None:
     assert lr_factor(60, 110, cfg) == pytest.approx(0.55)  # half-way through the cosine
     assert lr_factor(110, 110, cfg) == pytest.approx(0.1)
     assert lr_factor(500, 110, cfg) == pytest.approx(0.1)
+
+
+def _weights(model: SASRec) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("negative_power", [0.0, 0.75])
+def test_sampled_softmax_learns_the_chain(negative_power: float) -> None:
+    cfg = replace(TINY, loss="sampled", negatives=4, negative_power=negative_power, max_epochs=30)
+    result = train_sasrec(CHAIN, 10, cfg, _next_item_accuracy)
+    assert _next_item_accuracy(result.model) == 1.0
+    assert result.epochs[-1].train_loss < result.epochs[0].train_loss
+    assert (result.loss, result.device) == ("sampled", "cpu")
+
+
+def test_popularity_proposal_counts_the_training_sequences() -> None:
+    sampler = negative_sampler(CHAIN, 10, replace(TINY, negative_power=1.0), torch.device("cpu"))
+    counts = torch.tensor([4, 7, 10, 10, 10, 10, 6, 3, 1, 1], dtype=torch.float64)  # items 8, 9 unseen: 1
+    assert sampler.log_q is not None
+    assert torch.allclose(sampler.log_q[1:].double().exp(), counts / counts.sum(), atol=1e-6)
+
+
+def test_sampled_runs_with_the_same_seed_are_identical_and_differ_from_full_softmax() -> None:
+    cfg = replace(TINY, loss="sampled", negatives=4, negative_power=0.5, max_epochs=2, patience=10)
+    first = _weights(train_sasrec(CHAIN, 10, cfg, lambda m: 0.0).model)
+    again = _weights(train_sasrec(CHAIN, 10, cfg, lambda m: 0.0).model)
+    full = _weights(train_sasrec(CHAIN, 10, replace(cfg, loss="full"), lambda m: 0.0).model)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], full[k]) for k in first)
+
+
+def test_auto_trains_a_small_catalogue_exactly_as_full_softmax() -> None:
+    cfg = replace(TINY, max_epochs=2, patience=10)
+    auto = train_sasrec(CHAIN, 10, cfg, lambda m: 0.0)
+    full = _weights(train_sasrec(CHAIN, 10, replace(cfg, loss="full"), lambda m: 0.0).model)
+    assert auto.loss == "full"
+    assert all(torch.equal(v, full[k]) for k, v in _weights(auto.model).items())
+
+
+def test_full_softmax_steps_minimise_sasrec_full_cross_entropy() -> None:
+    steps = TrainingSteps.create(CHAIN, 10, replace(TINY, loss="full"))
+    seq, target = steps.inputs[:2], steps.targets[:2]
+    with torch.no_grad():
+        assert torch.equal(steps.step_loss(seq, target), steps.model.loss(seq, target))
+
+
+def test_run_epoch_stops_after_max_batches() -> None:
+    steps = TrainingSteps.create(CHAIN, 10, replace(TINY, loss="sampled", negatives=4))
+    seen: list[int] = []
+    loss = steps.run_epoch(1, 1, on_batch=lambda e, b, nb, loss: seen.append(b), max_batches=2)
+    assert seen == [1, 2]
+    assert steps.n_batches == 3
+    assert np.isfinite(loss)
+
+
+def test_auto_loss_switches_to_sampled_softmax_at_the_threshold() -> None:
+    auto = TrainConfig()
+    assert resolve_loss(auto, SAMPLED_SOFTMAX_MIN_ITEMS - 1) == "full"
+    assert resolve_loss(auto, SAMPLED_SOFTMAX_MIN_ITEMS) == "sampled"
+    assert resolve_loss(TrainConfig(loss="full"), 10 * SAMPLED_SOFTMAX_MIN_ITEMS) == "full"
+    assert resolve_loss(TrainConfig(loss="sampled"), 10) == "sampled"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("loss", "softmax"),
+        ("device", "gpu"),
+        ("negatives", 0),
+        ("negative_power", -0.5),
+        ("negative_power", float("nan")),
+    ],
+)
+def test_invalid_settings_are_refused_naming_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"^{field} "):
+        TrainConfig(**{field: value})
+
+
+def test_config_round_trips_through_its_dict() -> None:
+    cfg = TrainConfig(loss="sampled", negatives=64, negative_power=0.75, device="cpu")
+    assert TrainConfig(**cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("requested", "cuda_available", "expected"),
+    [("auto", False, "cpu"), ("auto", True, "cuda"), ("cpu", True, "cpu"), ("cuda", True, "cuda")],
+)
+def test_device_resolution_for_a_single_process(requested: str, cuda_available: bool, expected: str) -> None:
+    device = resolve_device(requested, DistContext(), cuda_available=cuda_available)
+    assert device.type == expected
+
+
+def test_cuda_without_a_gpu_is_refused() -> None:
+    with pytest.raises(ValueError, match="device 'cuda'"):
+        resolve_device("cuda", DistContext(), cuda_available=False)
+
+
+def test_auto_device_on_this_machine_follows_torch() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto", DistContext(), cuda_available=torch.cuda.is_available()).type == expected
+
+
+def test_a_torchrun_rank_trains_on_its_process_group_device() -> None:
+    rank = DistContext(rank=1, world_size=2, local_rank=1, device=torch.device("cpu"))
+    assert resolve_device("cuda", rank, cuda_available=False) == torch.device("cpu")

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shoprec.training.sasrec import SASRecConfig
+
+LOSSES = ("auto", "full", "sampled")
+"""``full``: softmax cross-entropy over every item; ``sampled``: sampled softmax with logQ correction;
+``auto``: chosen by catalogue size (:func:`resolve_loss`)."""
+DEVICES = ("auto", "cpu", "cuda")
+"""``auto``: CUDA when torch sees a GPU, else the CPU; ``cuda`` fails rather than quietly train on the CPU."""
+
+SAMPLED_SOFTMAX_MIN_ITEMS = 20_000
+"""Catalogue size from which ``loss="auto"`` trains with sampled softmax. Full softmax costs a matrix
+product with every item at every position, so its epoch time grows linearly with the catalogue while the
+sampled loss's stays flat (``bench/bench_epochs.py`` measures both)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,25 @@ class TrainConfig:
     min_lr_ratio: float = 0.05
     seed: int = 42
     threads: int = 0  # 0: torch's default
+    loss: str = "auto"
+    negatives: int = 256
+    """Sampled softmax: item tokens drawn per training step, shared by every position of the batch."""
+    negative_power: float = 0.0
+    """Sampled softmax: negatives are drawn with probability ∝ count(item) ** negative_power over the
+    training sequences; 0 draws uniformly."""
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        # Checked here and not where they are used, so that a typo fails before the data is even loaded
+        # (or, in a SageMaker job, before the instance is paid for an hour).
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.negatives < 1:
+            raise ValueError(f"negatives must be >= 1, got {self.negatives}")
+        if not (math.isfinite(self.negative_power) and self.negative_power >= 0):
+            raise ValueError(f"negative_power must be a finite number >= 0, got {self.negative_power}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,3 +74,11 @@ class TrainConfig:
             max_len=self.max_len,
             dropout=self.dropout,
         )
+
+
+def resolve_loss(config: TrainConfig, n_items: int) -> str:
+    """``full`` or ``sampled``: ``config.loss`` unless it is ``auto``, which picks sampled softmax for
+    catalogues of at least :data:`SAMPLED_SOFTMAX_MIN_ITEMS` items."""
+    if config.loss != "auto":
+        return config.loss
+    return "sampled" if n_items >= SAMPLED_SOFTMAX_MIN_ITEMS else "full"

@@ -1,7 +1,11 @@
-"""SASRec-style causal Transformer over item sequences, trained with full softmax cross-entropy.
+"""SASRec-style causal Transformer over item sequences, trained with full or sampled softmax cross-entropy.
 
 Item tokens are internal item indices + 1; token 0 is padding. Sequences are left-padded so that the
 most recent item is always at the last position.
+
+Full softmax scores every item at every position, so a step costs ``positions * n_items``; sampled
+softmax scores the target against a few hundred negatives drawn once per step and shared by all positions
+(``positions * negatives``), which keeps the epoch time flat as the catalogue grows.
 """
 
 from __future__ import annotations
@@ -118,3 +122,78 @@ class SASRec(nn.Module):
         m = target > 0
         logits = h[m] @ self.item_table().T
         return F.cross_entropy(logits, target[m] - 1)
+
+    def sampled_loss(
+        self,
+        seq: torch.Tensor,
+        target: torch.Tensor,
+        negatives: torch.Tensor,
+        log_q: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Sampled softmax cross-entropy at every non-padded position: the target against ``negatives``.
+
+        ``negatives`` [S] are item tokens shared by every position. ``log_q`` [n_items + 1], indexed by
+        token, is the log-probability with which the sampler draws each item; subtracting it from every
+        logit (the logQ correction) removes the bias of a popularity proposal, which would otherwise push
+        popular items down merely for being drawn more often. ``None`` means a uniform proposal, where the
+        correction is a constant that cancels out.
+        """
+        h = self.encode(seq)
+        m = target > 0
+        h, pos = h[m], target[m]  # [N, hidden], [N]
+        pos_logits = (h * self.item_emb(pos)).sum(dim=-1, keepdim=True)  # [N, 1]
+        neg_logits = h @ self.item_emb(negatives).T  # [N, S]
+        if log_q is not None:
+            pos_logits = pos_logits - log_q[pos].unsqueeze(1)
+            neg_logits = neg_logits - log_q[negatives]
+        # A drawn "negative" that is the position's own target is no negative: it must not be pushed down.
+        hits = negatives.unsqueeze(0) == pos.unsqueeze(1)
+        neg_logits = neg_logits.masked_fill(hits, float("-inf"))
+        logits = torch.cat([pos_logits, neg_logits], dim=1)
+        return F.cross_entropy(logits, torch.zeros_like(pos))
+
+
+class NegativeSampler:
+    """The proposal distribution of sampled softmax and the draws of each training step.
+
+    Items are drawn with probability q ∝ count ** power (with replacement); ``power`` 0 is uniform and
+    needs no counts. Counts below 1 count as 1, so that an item never seen in training can still be drawn
+    as a negative and its log q stays finite. Draws come from a generator of their own, seeded, so a run
+    is reproducible and the other random streams (batch order, dropout) are the same as without sampling.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        negatives: int,
+        *,
+        seed: int,
+        power: float = 0.0,
+        counts: torch.Tensor | None = None,
+        device: torch.device | None = None,
+    ) -> None:
+        self.n_items = n_items
+        self.negatives = negatives
+        self.device = device or torch.device("cpu")
+        self._generator = torch.Generator().manual_seed(seed)
+        self._q: torch.Tensor | None = None
+        self.log_q: torch.Tensor | None = None
+        """log q by token ([n_items + 1], padding token 0 at 0), or ``None`` for the uniform proposal."""
+        if power > 0:
+            if counts is None or counts.shape != (n_items,):
+                raise ValueError(f"negative_power {power} needs the counts of all {n_items} items")
+            weights = counts.double().clamp(min=1.0) ** power
+            self._q = weights / weights.sum()
+            self.log_q = (
+                torch.cat([torch.zeros(1, dtype=torch.float64), self._q.log()]).float().to(self.device)
+            )
+
+    def draw(self) -> torch.Tensor:
+        """``negatives`` item tokens (1 .. n_items) for one training step."""
+        if self._q is None:
+            tokens = torch.randint(1, self.n_items + 1, (self.negatives,), generator=self._generator)
+        else:
+            tokens = (
+                torch.multinomial(self._q, self.negatives, replacement=True, generator=self._generator) + 1
+            )
+        return tokens.to(self.device)

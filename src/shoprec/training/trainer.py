@@ -1,4 +1,4 @@
-"""Training loop for the SASRec ranker: full cross-entropy, early stopping, checkpoints, time budget.
+"""Training loop for the SASRec ranker: full or sampled softmax, early stopping, checkpoints, time budget.
 
 Started by ``torchrun`` with several processes (see :mod:`shoprec.training.distributed`), the same loop
 trains data-parallel with ``DistributedDataParallel``: every rank draws the same permutation and takes a
@@ -9,6 +9,7 @@ clock are broadcast, so every rank makes the same early-stopping, time-budget an
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -24,9 +25,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from shoprec.ranking.tokens import left_pad
-from shoprec.training.config import TrainConfig
+from shoprec.training.config import TrainConfig, resolve_loss
 from shoprec.training.distributed import DistContext, broadcast_from_main, current, mean_over_ranks
-from shoprec.training.sasrec import SASRec
+from shoprec.training.sasrec import NegativeSampler, SASRec
 
 IntArray = npt.NDArray[np.int64]
 
@@ -47,6 +48,10 @@ class TrainResult:
     epochs: list[EpochLog] = field(default_factory=list)
     seconds: float = 0.0
     stopped_by: str = ""
+    loss: str = ""
+    """``full`` or ``sampled``: what ``config.loss`` resolved to (``auto`` alone does not say)."""
+    device: str = ""
+    """Where the run trained (``cpu``, ``cuda``, ``cuda:1``, ...)."""
 
 
 def set_seed(seed: int) -> None:
@@ -65,20 +70,180 @@ def training_windows(train: Sequence[IntArray], max_len: int) -> tuple[torch.Ten
     return _tokens([s[:-1] for s in usable], max_len), _tokens([s[1:] for s in usable], max_len)
 
 
-class _LossModule(nn.Module):
-    """``SASRec.loss`` as a forward pass: DDP synchronises gradients of what runs through its forward."""
+def resolve_device(requested: str, ctx: DistContext, *, cuda_available: bool) -> torch.device:
+    """The device a run trains on: the process group's under data parallelism (``torchrun`` gives every rank
+    its GPU, or the CPU with gloo), else ``requested`` (``auto`` | ``cpu`` | ``cuda``) in a plain process.
 
-    def __init__(self, model: SASRec) -> None:
+    ``cuda_available`` is ``torch.cuda.is_available()`` (a parameter so that the choice can be tested on
+    machines either way).
+    """
+    if ctx.data_parallel:
+        return ctx.device
+    if requested == "cuda" and not cuda_available:
+        raise ValueError(
+            "device 'cuda' asked for, but torch sees no CUDA device (use device 'auto' or 'cpu')"
+        )
+    if requested in ("auto", "cuda") and cuda_available:
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _precision(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast on a GPU (tensor cores; bf16 keeps fp32's range, so no loss scaling is needed); fp32,
+    exactly as before, on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class _LossModule(nn.Module):
+    """The training loss as a forward pass: DDP synchronises gradients of what runs through its forward.
+
+    Without a sampler it is ``SASRec.loss`` (full softmax); with one, every call draws the step's shared
+    negatives and returns ``SASRec.sampled_loss``.
+    """
+
+    def __init__(self, model: SASRec, sampler: NegativeSampler | None) -> None:
         super().__init__()
         self.model = model
+        self.sampler = sampler
 
     def forward(self, seq: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.model.loss(seq, target)
+        if self.sampler is None:
+            return self.model.loss(seq, target)
+        return self.model.sampled_loss(seq, target, self.sampler.draw(), self.sampler.log_q)
 
 
 Validator = Callable[[SASRec], float]
 BatchCallback = Callable[[int, int, int, float], None]  # epoch, batch, n_batches, loss
 EpochCallback = Callable[[EpochLog], None]
+
+
+def negative_sampler(
+    train: Sequence[IntArray], n_items: int, config: TrainConfig, device: torch.device
+) -> NegativeSampler:
+    """The sampler of ``config``: item counts over the training sequences only when the proposal uses them."""
+    counts = None
+    if config.negative_power > 0:
+        flat = np.concatenate(list(train)) if len(train) else np.zeros(0, dtype=np.int64)
+        counts = torch.from_numpy(np.bincount(flat, minlength=n_items))
+    return NegativeSampler(
+        n_items,
+        config.negatives,
+        seed=config.seed,
+        power=config.negative_power,
+        counts=counts,
+        device=device,
+    )
+
+
+@dataclass
+class TrainingSteps:
+    """A model, its optimiser and the training windows: everything the optimiser steps of an epoch need.
+
+    ``train_sasrec`` runs its epochs through :meth:`run_epoch`; ``bench/bench_epochs.py`` times the same
+    steps without validation.
+    """
+
+    model: SASRec
+    optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    ctx: DistContext
+    device: torch.device
+    loss_kind: str
+    """``full`` or ``sampled`` (``config.loss`` resolved for the catalogue)."""
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    lengths: torch.Tensor
+    step_loss: nn.Module
+    permutations: torch.Generator
+
+    @classmethod
+    def create(
+        cls,
+        train: Sequence[IntArray],
+        n_items: int,
+        config: TrainConfig,
+        *,
+        ctx: DistContext | None = None,
+        device: torch.device | None = None,
+    ) -> TrainingSteps:
+        """Seed, build the model on ``device`` (default: the CPU) and the optimiser, cut the windows."""
+        ctx = ctx or DistContext()
+        device = device or torch.device("cpu")
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        set_seed(config.seed)
+        model = SASRec(config.model_config(n_items)).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        inputs, targets = training_windows(train, config.max_len)
+        loss_kind = resolve_loss(config, n_items)
+        sampler = negative_sampler(train, n_items, config, device) if loss_kind == "sampled" else None
+        return cls(
+            model=model,
+            optimizer=opt,
+            config=config,
+            ctx=ctx,
+            device=device,
+            loss_kind=loss_kind,
+            inputs=inputs,
+            targets=targets,
+            lengths=(inputs > 0).sum(dim=1),
+            step_loss=_LossModule(model, sampler),
+            permutations=torch.Generator().manual_seed(config.seed),
+        )
+
+    def distribute(self) -> None:
+        """Wrap the loss in ``DistributedDataParallel`` when this process is one rank of several (call
+        after restoring a checkpoint: DDP broadcasts rank 0's weights when it is built)."""
+        if not self.ctx.data_parallel:
+            return
+        # Same initial weights everywhere (DDP also broadcasts them); dropout masks differ per rank.
+        torch.manual_seed(self.config.seed + self.ctx.rank)
+        self.step_loss = DistributedDataParallel(
+            self.step_loss, device_ids=[self.ctx.local_rank] if self.device.type == "cuda" else None
+        )
+
+    @property
+    def n_batches(self) -> int:
+        return math.ceil(self.inputs.shape[0] / self.config.batch_size)
+
+    def run_epoch(
+        self,
+        epoch: int,
+        planned_epochs: int,
+        *,
+        on_batch: BatchCallback | None = None,
+        max_batches: int | None = None,
+    ) -> float:
+        """One epoch of optimiser steps in a fresh random order (the first ``max_batches`` of them when
+        given); returns the mean training loss of this rank's batches."""
+        config, model = self.config, self.model
+        n_batches = self.n_batches
+        model.train()
+        total = 0.0
+        perm = torch.randperm(self.inputs.shape[0], generator=self.permutations)
+        n_steps = n_batches if max_batches is None else min(max_batches, n_batches)
+        for b in range(n_steps):
+            idx = _shard(perm[b * config.batch_size : (b + 1) * config.batch_size], self.ctx)
+            step = (epoch - 1) * n_batches + b
+            for group in self.optimizer.param_groups:
+                group["lr"] = config.lr * lr_factor(step, planned_epochs * n_batches, config)
+            # Sequences are left-padded: columns left of the batch's longest sequence are all padding.
+            width = int(self.lengths[idx].max())
+            seq = self.inputs[idx, -width:].to(self.device)
+            target = self.targets[idx, -width:].to(self.device)
+            with _precision(self.device):
+                loss: torch.Tensor = self.step_loss(seq, target)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            self.optimizer.step()
+            loss_value = float(loss.detach())
+            total += loss_value
+            if on_batch is not None:
+                on_batch(epoch, b + 1, n_batches, loss_value)
+        model.eval()
+        return total / max(n_steps, 1)
 
 
 def train_sasrec(
@@ -91,43 +256,35 @@ def train_sasrec(
     on_batch: BatchCallback | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
-    """Train with Adam on full softmax cross-entropy; keep the weights of the best validation NDCG@10.
+    """Train with Adam on full or sampled softmax cross-entropy (``config.loss``, resolved by catalogue size
+    for ``auto``); keep the weights of the best validation NDCG@10.
 
     Stops after ``patience`` epochs without improvement, after ``max_epochs``, or when ``max_minutes``
     would be exceeded by another epoch. With ``checkpoint_dir`` the best and the last state are saved
     after every epoch and training resumes from the last state when one is found there (spot restarts).
 
-    In a ``torchrun`` process group ``batch_size`` is the global batch (each of the N ranks computes 1/N of
-    it), ``validate`` is called on rank 0 only, only rank 0 writes checkpoints (every rank resumes from
-    them) and the returned model, on every rank, is on the CPU.
+    A plain process trains on ``config.device`` (with bf16 autocast on a GPU); ``validate`` gets the model on
+    that device. In a ``torchrun`` process group ``batch_size`` is the global batch (each of the N ranks
+    computes 1/N of it), the device is the rank's, ``validate`` is called on rank 0 only, and only rank 0
+    writes checkpoints (every rank resumes from them). The returned model, on every rank, is on the CPU in
+    fp32.
     """
-    if config.threads:
-        torch.set_num_threads(config.threads)
     ctx = current()
-    set_seed(config.seed)
-    model = SASRec(config.model_config(n_items)).to(ctx.device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    inputs, targets = training_windows(train, config.max_len)
-    lengths = (inputs > 0).sum(dim=1)
-    n = inputs.shape[0]
-    n_batches = math.ceil(n / config.batch_size)
-    result = TrainResult(model=model, best_epoch=0, best_valid_ndcg10=-1.0)
+    device = resolve_device(config.device, ctx, cuda_available=torch.cuda.is_available())
+    steps = TrainingSteps.create(train, n_items, config, ctx=ctx, device=device)
+    model = steps.model
+    result = TrainResult(
+        model=model, best_epoch=0, best_valid_ndcg10=-1.0, loss=steps.loss_kind, device=str(device)
+    )
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     bad_epochs = 0
     start_epoch = 1
     if checkpoint_dir is not None:
-        resumed = _load_checkpoint(checkpoint_dir, model, opt)
+        resumed = _load_checkpoint(checkpoint_dir, model, steps.optimizer)
         if resumed is not None:
             start_epoch, result.best_epoch, result.best_valid_ndcg10, bad_epochs, best_state, logs = resumed
             result.epochs = [EpochLog(**e) for e in logs]
-    step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = model.loss
-    if ctx.data_parallel:
-        # Same initial weights everywhere (DDP also broadcasts them); dropout masks differ per rank.
-        torch.manual_seed(config.seed + ctx.rank)
-        step_loss = DistributedDataParallel(
-            _LossModule(model), device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None
-        )
-    gen = torch.Generator().manual_seed(config.seed)
+    steps.distribute()
     t0 = time.perf_counter()
     budget = config.max_minutes * 60.0
     epoch_seconds = 0.0
@@ -142,31 +299,13 @@ def train_sasrec(
             # large catalogue still ends its run at a small learning rate instead of being cut mid-way.
             planned_epochs = min(config.max_epochs, epoch - 1 + int((budget - elapsed) // epoch_seconds))
         te = time.perf_counter()
-        model.train()
-        total = 0.0
-        perm = torch.randperm(n, generator=gen)
-        for b in range(n_batches):
-            idx = _shard(perm[b * config.batch_size : (b + 1) * config.batch_size], ctx)
-            step = (epoch - 1) * n_batches + b
-            for group in opt.param_groups:
-                group["lr"] = config.lr * lr_factor(step, planned_epochs * n_batches, config)
-            # Sequences are left-padded: columns left of the batch's longest sequence are all padding.
-            width = int(lengths[idx].max())
-            loss = step_loss(inputs[idx, -width:].to(ctx.device), targets[idx, -width:].to(ctx.device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
-            loss_value = float(loss.detach())
-            total += loss_value
-            if on_batch is not None:
-                on_batch(epoch, b + 1, n_batches, loss_value)
-        model.eval()
+        train_loss = steps.run_epoch(epoch, planned_epochs, on_batch=on_batch)
         score = -1.0
         if ctx.is_main:
             with torch.no_grad():
                 score = validate(model)
         score, seconds = broadcast_from_main([score, time.perf_counter() - te], ctx)
-        log = EpochLog(epoch, mean_over_ranks(total / max(n_batches, 1), ctx), score, seconds)
+        log = EpochLog(epoch, mean_over_ranks(train_loss, ctx), score, seconds)
         epoch_seconds = max(epoch_seconds, log.seconds)
         result.epochs.append(log)
         if score > result.best_valid_ndcg10:
@@ -177,7 +316,7 @@ def train_sasrec(
         if on_epoch is not None:
             on_epoch(log)
         if checkpoint_dir is not None and ctx.is_main:
-            _save_checkpoint(checkpoint_dir, model, opt, epoch, result, bad_epochs, best_state)
+            _save_checkpoint(checkpoint_dir, model, steps.optimizer, epoch, result, bad_epochs, best_state)
         if bad_epochs >= config.patience:
             result.stopped_by = f"no validation gain for {config.patience} epochs"
             break
