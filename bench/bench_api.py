@@ -45,10 +45,13 @@ import httpx
 import numpy as np
 
 from shoprec.api.app import create_app
-from shoprec.artifacts.bundle import read_manifest
+from shoprec.artifacts import read_manifest
 from shoprec.container import Container, build_container
 from shoprec.data import load_dataset
 from shoprec.domain import Event, EventType
+from shoprec.pipeline import RecommendationPipeline
+from shoprec.ranking.fusion import RankerFusion
+from shoprec.services.recommendation import RecommendationService
 from shoprec.services.results import ListResult
 from shoprec.settings import Settings
 
@@ -60,7 +63,7 @@ COLD_START_MODES = {
     "lambda-no-pyc": "Lambda dependency set, no cached bytecode outside the standard library",
     "venv": "dev venv as installed",
 }
-STAGES = ("cache", "state", "recall", "rank", "rerank")
+STAGES = ("cache", "state", "recall", "rank", "fusion", "rerank")
 
 
 @dataclass
@@ -87,8 +90,11 @@ class CandidateCounter:
     counts: list[int] = field(default_factory=list)
 
     def score(self, history: Any, candidates: Any, *, timeout_s: float) -> list[float]:
-        self.counts.append(len(candidates))
-        scores: list[float] = self.inner.score(history, candidates, timeout_s=timeout_s)
+        return self.score_many([(history, candidates)], timeout_s=timeout_s)[0]
+
+    def score_many(self, instances: Any, *, timeout_s: float) -> list[list[float]]:
+        self.counts.extend(len(candidates) for _, candidates in instances)
+        scores: list[list[float]] = self.inner.score_many(instances, timeout_s=timeout_s)
         return scores
 
     def describe(self) -> str:
@@ -174,26 +180,22 @@ def serving_latency(args: argparse.Namespace, tmp: Path) -> tuple[Run, Run, dict
     counter = CandidateCounter(build_container(settings).ranker)
     container = build_container(settings, ranker=counter)  # type: ignore[arg-type]
     users = seed_users(container, args.dataset, args.users)
-    print(f"seeded {len(users)} users with their real histories; {settings.candidates} candidates")
+    budget = container.pipeline.merge_policy.budget
+    fusion = container.pipeline.fusion.spec
+    print(f"seeded {len(users)} users with their real histories; {budget} candidates; fusion {fusion.kind}")
 
     warm = run_requests(container, users, args.requests)
     ranked = np.asarray(counter.counts[-args.requests :])
-    cached_container = replace(
-        container,
-        recommendations=type(container.recommendations)(
-            container.bundle,
-            container.catalog,
-            container.state,
-            container.cache,
-            container.ranker,
-            candidates=settings.candidates,
-            latency_budget_ms=settings.latency_budget_ms,
-            cache_ttl_s=3600,
-        ),
+    # The same requests with the ranker's score alone (what was served before fusion): the cost of fusion.
+    ranker_only = run_requests(
+        with_service(container, container.pipeline.with_fusion(RankerFusion())), users, args.requests
     )
+    cached_container = with_service(container, container.pipeline, cache_ttl_s=3600)
     cached = run_requests(cached_container, users[:50], args.cached_requests, warmup_all=True)
     serving = {
-        "candidates": settings.candidates,
+        "candidates": budget,
+        "fusion": fusion.kind,
+        "ranker_only_uncached": ranker_only.summary(),
         "ranked_candidates_per_request": {
             "mean": float(ranked.mean()) if ranked.size else 0.0,
             "min": int(ranked.min()) if ranked.size else 0,
@@ -203,6 +205,19 @@ def serving_latency(args: argparse.Namespace, tmp: Path) -> tuple[Run, Run, dict
         "warm_cached": cached.summary(),
     }
     return warm, cached, serving
+
+
+def with_service(container: Container, pipeline: RecommendationPipeline, **service: Any) -> Container:
+    """``container`` serving ``pipeline`` through a fresh recommendation service (same ports)."""
+    recommendations = RecommendationService(
+        pipeline,
+        container.state,
+        container.cache,
+        model_version=container.bundle.model_version,
+        version_tag=container.bundle.manifest.short_version,
+        **service,
+    )
+    return replace(container, pipeline=pipeline, recommendations=recommendations)
 
 
 def seed_users(container: Container, dataset: str, n: int) -> list[str]:
@@ -479,7 +494,14 @@ def print_serving(report: dict[str, Any]) -> None:
     )
     rc = report["ranked_candidates_per_request"]
     print(f"\ncandidates ranked per request: mean {rc['mean']:.0f} (min {rc['min']}, max {rc['max']})")
-    for key, title in (("warm_uncached", "warm, uncached (ranked)"), ("warm_cached", "warm, cache hits")):
+    fusion = report["fusion"]
+    added = report["warm_uncached"]["p99_ms"] - report["ranker_only_uncached"]["p99_ms"]
+    print(f"fusion {fusion}: p99 {added:+.2f} ms against the ranker's score alone")
+    for key, title in (
+        ("warm_uncached", f"warm, uncached (ranked, fusion {fusion})"),
+        ("ranker_only_uncached", "warm, uncached (ranked, the ranker's score alone)"),
+        ("warm_cached", "warm, cache hits"),
+    ):
         s = report[key]
         print(f"\nGET /v1/recommendations · {title} · {s['requests']} requests")
         print(

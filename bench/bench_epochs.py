@@ -207,6 +207,7 @@ def main() -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--negatives", type=int, default=TrainConfig.negatives)
     p.add_argument("--negative-power", type=float, default=TrainConfig.negative_power)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--out", type=Path, default=ROOT / "bench-results" / "epochs")
     args = p.parse_args()
     if args.epochs_to_time < 1 or (args.max_batches is not None and args.max_batches < 1):
@@ -218,6 +219,7 @@ def main() -> None:
         for loss in args.losses:
             config = TrainConfig(
                 loss=loss,
+                batch_size=args.batch_size,
                 negatives=args.negatives,
                 negative_power=args.negative_power,
                 threads=args.threads,
@@ -247,6 +249,7 @@ def main() -> None:
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         # Every run's configuration but its loss.
         "config": TrainConfig(
+            batch_size=args.batch_size,
             negatives=args.negatives,
             negative_power=args.negative_power,
             threads=args.threads,

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from shoprec.artifacts.bundle import Bundle
+    from shoprec.artifacts import Bundle
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -35,7 +35,12 @@ def shorten(text: str, max_chars: int = TITLE_MAX_CHARS) -> str:
     return cut.rstrip(" ,;:-/|(") + "…"
 
 
-def _key(text: str) -> str:
+def is_given(value: str | None) -> bool:
+    """Whether a filter value filters anything: ``None`` and blank strings mean "no filter"."""
+    return value is not None and bool(value.strip())
+
+
+def name_key(text: str) -> str:
     """Case- and whitespace-insensitive form of a brand or category name used for matching."""
     return " ".join(text.split()).casefold()
 
@@ -60,6 +65,8 @@ class CatalogIndex:
     brand_codes: npt.NDArray[np.int32]
     leaf_names: list[str]
     leaf_codes: npt.NDArray[np.int32]
+    id_rank: IntArray
+    """Each item's position when the item ids are sorted as strings: the final tie-break of every list."""
     _by_category: dict[str, IntArray]
     _by_brand: dict[str, IntArray]
 
@@ -87,12 +94,12 @@ class CatalogIndex:
         leaf_names, leaf_codes = _codes([p[-1] if p else "" for p in paths])
         by_category: dict[str, list[int]] = {}
         for i, path in enumerate(paths):
-            for key in {_key(name) for name in path}:
+            for key in {name_key(name) for name in path}:
                 by_category.setdefault(key, []).append(i)
         by_brand: dict[str, list[int]] = {}
         for i, brand in enumerate(brands):
             if brand:
-                by_brand.setdefault(_key(brand), []).append(i)
+                by_brand.setdefault(name_key(brand), []).append(i)
         return cls(
             item_ids=ids,
             index_of={item_id: i for i, item_id in enumerate(ids)},
@@ -105,6 +112,7 @@ class CatalogIndex:
             brand_codes=brand_codes,
             leaf_names=leaf_names,
             leaf_codes=leaf_codes,
+            id_rank=_ranks_of(ids),
             _by_category={k: np.asarray(v, dtype=np.int64) for k, v in by_category.items()},
             _by_brand={k: np.asarray(v, dtype=np.int64) for k, v in by_brand.items()},
         )
@@ -149,7 +157,7 @@ class CatalogIndex:
             if value is None or not value.strip():
                 continue
             keep = np.zeros(self.n_items, dtype=np.bool_)
-            hits = table.get(_key(value))
+            hits = table.get(name_key(value))
             if hits is not None:
                 keep[hits] = True
             mask &= keep
@@ -166,6 +174,13 @@ class CatalogIndex:
             "brand": _top_counts(self.brand_codes[idx], self.brand_names, limit),
             "category": _top_counts(self.leaf_codes[idx], self.leaf_names, limit),
         }
+
+
+def _ranks_of(ids: Sequence[str]) -> IntArray:
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    ranks = np.empty(len(ids), dtype=np.int64)
+    ranks[order] = np.arange(len(ids))
+    return ranks
 
 
 def _text(value: Any) -> str:
@@ -189,7 +204,7 @@ def _codes(values: Sequence[str]) -> tuple[list[str], npt.NDArray[np.int32]]:
     for i, value in enumerate(values):
         if not value:
             continue
-        key = _key(value)
+        key = name_key(value)
         code = code_of.get(key)
         if code is None:
             code = code_of[key] = len(names)

@@ -17,9 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
-from shoprec.artifacts.bundle import Bundle, load_bundle
+from shoprec.artifacts import Bundle, load_bundle
 from shoprec.catalog import CatalogIndex
 from shoprec.errors import ShopRecError
+from shoprec.pipeline import RecommendationPipeline, build_pipeline
 from shoprec.ports import ArtifactStore, Cache, Ranker, UserStateStore
 from shoprec.services.events import EventService
 from shoprec.services.recommendation import RecommendationService
@@ -47,6 +48,7 @@ class Container:
     state: UserStateStore
     cache: Cache
     ranker: Ranker
+    pipeline: RecommendationPipeline
     recommendations: RecommendationService
     events: EventService
 
@@ -85,14 +87,19 @@ def build_container(
     state = state or state_store_for(settings.state)
     cache = cache or cache_for(settings.cache, max_entries=settings.cache_max_entries)
     ranker = ranker or ranker_for(settings.ranker, bundle, threads=settings.ranker_threads)
-    recommendations = RecommendationService(
+    pipeline = build_pipeline(
         bundle,
         catalog,
-        state,
-        cache,
         ranker,
         candidates=settings.candidates,
         latency_budget_ms=settings.latency_budget_ms,
+    )
+    recommendations = RecommendationService(
+        pipeline,
+        state,
+        cache,
+        model_version=bundle.model_version,
+        version_tag=bundle.manifest.short_version,
         cache_ttl_s=settings.cache_ttl_s,
     )
     return Container(
@@ -103,6 +110,7 @@ def build_container(
         state=state,
         cache=cache,
         ranker=ranker,
+        pipeline=pipeline,
         recommendations=recommendations,
         events=EventService(catalog, state, cache),
     )
@@ -181,7 +189,7 @@ def ranker_for(dsn: str, bundle: Bundle, *, threads: int = 1) -> Ranker:
     if dsn == "onnx":
         from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
 
-        return LocalOnnxRanker(bundle, threads=threads)
+        return LocalOnnxRanker.from_bundle(bundle, threads=threads)
     if dsn.startswith("sagemaker://"):
         from shoprec.adapters.aws.sagemaker_ranker import SageMakerRanker
 

@@ -55,15 +55,24 @@ class Cache(Protocol):
     def describe(self) -> str: ...
 
 
+Instance = tuple[Sequence[str], Sequence[str]]
+"""One scoring request: (history item ids, oldest first; candidate item ids)."""
+
+
 @runtime_checkable
 class Ranker(Protocol):
-    """Scores candidate items for a user's recent items with the sequence model."""
+    """Scores candidate items for users' recent items with the sequence model."""
 
     def score(self, history: Sequence[str], candidates: Sequence[str], *, timeout_s: float) -> list[float]:
         """One score per candidate (same order). ``history`` and ``candidates`` are dataset item ids.
 
         Raises ``RankerUnavailableError`` when the backend fails or the timeout passes.
         """
+        ...
+
+    def score_many(self, instances: Sequence[Instance], *, timeout_s: float) -> list[list[float]]:
+        """:meth:`score` for several users in as few backend calls as the backend allows (one score list
+        per instance, same order); a user's scores do not depend on the other users of the batch."""
         ...
 
     def describe(self) -> str: ...

@@ -64,7 +64,13 @@ class Settings(BaseSettings):
     latency_budget_ms: float = Field(
         default=150.0, gt=0, le=30_000, description="Time the ranker may take before recall scores are used."
     )
-    candidates: int = Field(default=300, ge=1, le=5_000, description="Recall candidates passed to ranking.")
+    candidates: int | None = Field(
+        default=None,
+        ge=1,
+        le=5_000,
+        description="Recall candidates passed to ranking (default: the bundle's recall budget, 300 when "
+        "trained with the defaults; the fusion model was fitted on that many).",
+    )
     cache_ttl_s: float = Field(default=300.0, ge=0, description="How long cached result lists live.")
     max_body_bytes: int = Field(
         default=262_144, ge=1_024, description="Largest accepted request body; larger ones get 413."

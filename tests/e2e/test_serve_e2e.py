@@ -20,7 +20,7 @@ import pytest
 from tests.processes import stop
 
 from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
-from shoprec.artifacts.bundle import load_bundle
+from shoprec.artifacts import load_bundle
 
 STARTUP_TIMEOUT_S = 90.0
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from shoprec.artifacts.bundle import (
+from shoprec.artifacts import (
     CATALOG,
     ITEM_EMBEDDINGS,
     ITEM_IDS,
@@ -22,7 +22,10 @@ from shoprec.artifacts.bundle import (
     POPULARITY,
     RANKER_ONNX,
     BundleWriter,
+    FusionSpec,
     Manifest,
+    PipelineSpec,
+    RankerSpec,
     dataset_summary,
 )
 from shoprec.data import Dataset, leave_one_out, load_dataset
@@ -71,7 +74,7 @@ def build_bundle(
             dataset=dataset_summary(ds),
             hyperparameters={"transformer": cfg.to_dict(), "trained": False},
             metrics={},
-            extra={"ranker": {"file": RANKER_ONNX, "max_len": max_len}},
+            pipeline=PipelineSpec(ranker=RankerSpec(max_len=max_len, int8_file=None), fusion=FusionSpec()),
         )
 
 

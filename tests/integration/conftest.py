@@ -22,7 +22,7 @@ import redis
 from tests.integration.lambda_events import set_function_env
 from tests.processes import stop
 
-from shoprec.artifacts.bundle import Bundle, load_bundle
+from shoprec.artifacts import Bundle, load_bundle
 from shoprec.settings import get_settings
 
 STARTUP_TIMEOUT_S = 20.0

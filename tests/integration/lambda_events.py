@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shoprec.artifacts.bundle import Bundle
+from shoprec.artifacts import Bundle
 from shoprec.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprec.adapters.aws.clients import aws_client
-from shoprec.artifacts.bundle import BundleWriter, read_manifest
+from shoprec.artifacts import BundleWriter, read_manifest
 
 
 def derive_version(bundle_dir: Path, out: Path, note: str) -> str:
@@ -21,6 +21,7 @@ def derive_version(bundle_dir: Path, out: Path, note: str) -> str:
             dataset=manifest.dataset,
             hyperparameters=manifest.hyperparameters,
             metrics=manifest.metrics,
+            pipeline=manifest.pipeline,
             extra=manifest.extra,
         )
     return committed.model_version

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from shoprec.artifacts.bundle import MANIFEST, verify_bundle
+from shoprec.artifacts import MANIFEST, verify_bundle
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
-from shoprec.artifacts.bundle import ITEM_IDS, Bundle
+from shoprec.artifacts import ITEM_IDS, Bundle
 from shoprec.endpoint import create_endpoint_app
 from shoprec.endpoint.app import MAX_CANDIDATES, MAX_INSTANCES
 from shoprec.errors import CorruptBundleError
@@ -27,7 +27,7 @@ def client(bundle_dir: Path) -> TestClient:
 
 @pytest.fixture(scope="module")
 def local(bundle: Bundle) -> LocalOnnxRanker:
-    return LocalOnnxRanker(bundle)
+    return LocalOnnxRanker.from_bundle(bundle)
 
 
 def invoke(client: TestClient, body: Any, path: str = "/invocations") -> httpx.Response:

@@ -22,7 +22,7 @@ from tests.integration.conftest import free_port
 from tests.processes import stop
 
 from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
-from shoprec.artifacts.bundle import Bundle
+from shoprec.artifacts import Bundle
 from shoprec.endpoint import create_endpoint_app
 from shoprec.endpoint.batcher import BatchingConfig
 from shoprec.endpoint.server import serve_in_thread
@@ -54,7 +54,7 @@ def http(endpoint: str) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def unbatched(bundle: Bundle) -> LocalOnnxRanker:
-    return LocalOnnxRanker(bundle)
+    return LocalOnnxRanker.from_bundle(bundle)
 
 
 def test_ping_answers_200_with_the_model_version(http: httpx.Client, bundle: Bundle) -> None:

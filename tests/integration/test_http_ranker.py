@@ -7,7 +7,7 @@ import pytest
 
 from shoprec.adapters.http_ranker import HttpRanker
 from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
-from shoprec.artifacts.bundle import Bundle
+from shoprec.artifacts import Bundle
 from shoprec.errors import RankerUnavailableError
 from shoprec.ports import Ranker
 
@@ -16,7 +16,7 @@ def test_scores_equal_the_local_ranker(ranking_endpoint: str, bundle: Bundle) ->
     ranker = HttpRanker(ranking_endpoint + "/")
     assert isinstance(ranker, Ranker)
     history, candidates = bundle.item_ids[30:45], bundle.item_ids[:300]
-    expected = LocalOnnxRanker(bundle).score(history, candidates, timeout_s=10)
+    expected = LocalOnnxRanker.from_bundle(bundle).score(history, candidates, timeout_s=10)
     np.testing.assert_allclose(ranker.score(history, candidates, timeout_s=10), expected, atol=1e-5)
 
 

@@ -26,7 +26,7 @@ from tests.integration.conftest import free_port
 from tests.processes import stop
 from tests.pythons import find_python
 
-from shoprec.artifacts.bundle import Bundle
+from shoprec.artifacts import Bundle
 from shoprec.deploy.models import pack_bundle
 
 pytestmark = pytest.mark.slow

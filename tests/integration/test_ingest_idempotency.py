@@ -25,7 +25,7 @@ from tests.integration.lambda_events import LambdaContext, load_handler, popular
 from shoprec.adapters.aws.clients import aws_client
 from shoprec.adapters.aws.idempotency import KEY_PREFIX, OncePerMessageBody
 from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
-from shoprec.artifacts.bundle import Bundle
+from shoprec.artifacts import Bundle
 from shoprec.settings import Settings, get_settings
 
 EXPIRY_S = 900

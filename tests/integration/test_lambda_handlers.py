@@ -29,7 +29,7 @@ from tests.integration.lambda_events import (
 )
 
 from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
-from shoprec.artifacts.bundle import Bundle
+from shoprec.artifacts import Bundle
 
 
 def rest_v1_event(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shoprec.adapters.local.artifacts import LocalArtifactStore
-from shoprec.artifacts.bundle import ITEMCF
+from shoprec.artifacts import ITEMCF
 from shoprec.errors import ArtifactError, CorruptBundleError
 from shoprec.ports import ArtifactStore
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
-from shoprec.artifacts.bundle import RANKER_ONNX, Bundle
+from shoprec.artifacts import RANKER_ONNX, Bundle, FusionSpec, PipelineSpec
 from shoprec.errors import ArtifactError
 from shoprec.ports import Ranker
 from shoprec.ranking.onnx_ranker import OnnxRanker
@@ -17,7 +17,7 @@ from shoprec.ranking.onnx_ranker import OnnxRanker
 
 @pytest.fixture(scope="module")
 def ranker(bundle: Bundle) -> LocalOnnxRanker:
-    return LocalOnnxRanker(bundle)
+    return LocalOnnxRanker.from_bundle(bundle)
 
 
 def test_implements_the_port(ranker: LocalOnnxRanker) -> None:
@@ -29,7 +29,8 @@ def test_scores_equal_the_onnx_model_on_internal_indices(ranker: LocalOnnxRanker
     ids = bundle.item_ids
     history, candidates = [5, 17, 256, 1024], [0, 3, 99, 4000, 17]
     got = ranker.score([ids[i] for i in history], [ids[i] for i in candidates], timeout_s=5)
-    max_len = bundle.manifest.extra["ranker"]["max_len"]
+    assert bundle.pipeline.ranker is not None
+    max_len = bundle.pipeline.ranker.max_len
     direct = OnnxRanker(bundle.file(RANKER_ONNX), n_items=bundle.n_items, max_len=max_len)
     expected = direct.score([np.array(history, dtype=np.int64)], np.array([candidates], dtype=np.int64))[0]
     np.testing.assert_allclose(got, expected, atol=1e-6)
@@ -76,7 +77,10 @@ def test_an_overrun_budget_is_logged_and_the_scores_still_returned(
     assert "over its" in caplog.text
 
 
-def test_a_bundle_without_max_len_is_refused(bundle: Bundle) -> None:
-    broken = dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, extra={"ranker": {}}))
-    with pytest.raises(ArtifactError, match=r"extra\.ranker\.max_len"):
-        LocalOnnxRanker(broken)
+def test_a_bundle_without_a_ranker_is_refused(bundle: Bundle) -> None:
+    recall_only = PipelineSpec(ranker=None, fusion=FusionSpec(kind="weighted", weights={"itemcf": 1.0}))
+    broken = dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, pipeline=recall_only))
+    with pytest.raises(ArtifactError, match="has no ranker"):
+        LocalOnnxRanker.from_bundle(broken)
+    with pytest.raises(ArtifactError, match="no int8 ranker"):
+        LocalOnnxRanker.from_bundle(bundle, int8=True)

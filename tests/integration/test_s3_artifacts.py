@@ -13,7 +13,7 @@ import pytest
 
 from shoprec.adapters.aws.clients import aws_client
 from shoprec.adapters.aws.s3_artifacts import S3ArtifactStore, parse_s3_url, upload_bundle
-from shoprec.artifacts.bundle import MANIFEST, POPULARITY, BundleWriter, load_bundle, read_manifest
+from shoprec.artifacts import MANIFEST, POPULARITY, BundleWriter, load_bundle, read_manifest
 from shoprec.errors import ArtifactError, CorruptBundleError
 
 
@@ -174,6 +174,7 @@ def _with_new_popularity(src: Path, out: Path) -> Path:
             dataset=manifest.dataset,
             hyperparameters=manifest.hyperparameters,
             metrics=manifest.metrics,
+            pipeline=manifest.pipeline,
             extra=manifest.extra,
         )
     return out

@@ -19,7 +19,7 @@ from tests.integration.aws_requests import RequestRecorder
 from tests.integration.model_versions import derive_version
 from typer.testing import CliRunner
 
-from shoprec.artifacts.bundle import read_manifest
+from shoprec.artifacts import read_manifest
 from shoprec.cli import app
 from shoprec.deploy.rollout import AwsClients
 

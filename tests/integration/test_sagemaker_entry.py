@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from shoprec.artifacts.bundle import verify_bundle
+from shoprec.artifacts import verify_bundle
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 

@@ -13,7 +13,7 @@ import pytest
 
 from shoprec.adapters.aws.sagemaker_ranker import SageMakerRanker
 from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
-from shoprec.artifacts.bundle import Bundle
+from shoprec.artifacts import Bundle
 from shoprec.errors import RankerUnavailableError
 from shoprec.ports import Ranker
 
@@ -26,7 +26,7 @@ def endpoint(aws_env: None, ranking_endpoint: str, monkeypatch: pytest.MonkeyPat
 
 @pytest.fixture(scope="module")
 def local(bundle: Bundle) -> LocalOnnxRanker:
-    return LocalOnnxRanker(bundle)
+    return LocalOnnxRanker.from_bundle(bundle)
 
 
 @pytest.mark.parametrize(("start", "n_history", "n_candidates"), [(0, 0, 1), (40, 5, 120), (900, 60, 1000)])

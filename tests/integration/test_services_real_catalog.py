@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.unit.fakes import DictCache, DictStateStore, FakeRanker, event
+from tests.unit.fakes import TINY_PIPELINE, DictCache, DictStateStore, FakeRanker, event, make_service
 
-from shoprec.artifacts.bundle import Bundle, Manifest
+from shoprec.artifacts import Bundle, Manifest
 from shoprec.catalog import CatalogIndex
 from shoprec.data import Dataset, leave_one_out, load_dataset
 from shoprec.recall import fit_itemcf, fit_popularity
@@ -46,7 +46,7 @@ def real_bundle(ds: Dataset, *, dim: int = 32, seed: int = 0) -> Bundle:
         for item_id, m in ds.catalog.items()
     }
     manifest = Manifest(
-        schema_version=1,
+        schema_version=2,
         model_version="sha256:" + "5c" * 32,
         created_at="2026-01-01T00:00:00Z",
         dataset={
@@ -60,14 +60,17 @@ def real_bundle(ds: Dataset, *, dim: int = 32, seed: int = 0) -> Bundle:
         hyperparameters={},
         metrics={},
         files=(),
+        pipeline=TINY_PIPELINE,
     )
     rng = np.random.default_rng(seed)
+    itemcf = fit_itemcf(history, ds.n_items)
     return Bundle(
         path=Path(ds.source),
         manifest=manifest,
         item_ids=ds.item_ids,
         popularity=fit_popularity(history, ds.n_items),
-        itemcf=fit_itemcf(history, ds.n_items),
+        itemcf_indices=itemcf.indices,
+        itemcf_scores=itemcf.scores,
         item_embeddings=rng.normal(size=(ds.n_items, dim)).astype(np.float32),
         catalog=catalog,
     )
@@ -81,7 +84,7 @@ def real(scientific_dir: Path) -> Real:
     state = DictStateStore(
         {f"user-{u}": [ds.item_ids[i] for i in seq[:-1]] for u, seq in enumerate(ds.sequences[:50])}
     )
-    svc = RecommendationService(bundle, catalog, state, DictCache(), FakeRanker())
+    svc = make_service(bundle, state, DictCache(), FakeRanker())
     return Real(ds, bundle, catalog, state, svc)
 
 
@@ -128,7 +131,7 @@ def test_recommendations_are_diverse_across_leaf_categories(real: Real) -> None:
         res = real.svc.recommend(f"user-{u}", 10)
         leaves = [real.catalog.leaf_category(real.catalog.index_of[it.item_id]) for it in res.items]
         counts = [leaves.count(leaf) for leaf in set(leaves) if leaf]
-        assert max(counts, default=0) <= 3 or len(res.items) < 10
+        assert max(counts, default=0) <= 5 or len(res.items) < 10
 
 
 def test_similar_returns_k_items_for_a_real_item(real: Real) -> None:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch")
 
-from shoprec.artifacts.bundle import CATALOG, ITEM_IDS, RANKER_ONNX, load_bundle
+from shoprec.artifacts import CATALOG, ITEM_IDS, RANKER_ONNX, load_bundle
 from shoprec.cli import app
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
@@ -41,8 +41,16 @@ def test_train_writes_a_verified_bundle_with_reports(trained: tuple[Path, str]) 
     export = bundle.manifest.extra["export"]
     assert export["parity_max_abs_diff"] <= 1e-4
     report = (out / "report.md").read_text()
-    for model in ("popularity", "item-cf", "transformer"):
+    for model in ("popularity", "item-cf", "transformer", "pipeline", "pipeline:stacking"):
         assert f"| {model} |" in report
+    fusion = bundle.manifest.metrics["fusion"]
+    assert bundle.pipeline.fusion.kind == {"ranker": "ranker", "stacking": "stacking"}.get(
+        fusion["chosen"], "weighted"
+    )
+    assert set(fusion["holdout_ndcg10"]) == {"ranker", "equal", "weighted", "stacking"}
+    assert fusion["stacking_parity_max_abs_diff"] < 1e-9
+    assert {"accuracy", "MSE", "MAE", "RMSE"} <= set(fusion["stacking_pointwise_test"])
+    assert "served pipeline" in output
     assert "test, full ranking" in report
     assert "sampled ranking (inflated" in report
     assert "item-cf" in output
@@ -54,20 +62,20 @@ def test_item_cf_beats_popularity_on_real_data(trained: tuple[Path, str]) -> Non
     assert metrics["item-cf"]["NDCG@10"] > 2 * metrics["popularity"]["NDCG@10"]
 
 
-@pytest.mark.parametrize("protocol", ["full", "sampled"])
+@pytest.mark.parametrize(("protocol", "model"), [("full", None), ("sampled", None), ("full", "transformer")])
 def test_evaluate_json_reproduces_the_training_metrics(
-    trained: tuple[Path, str], scientific_dir: Path, protocol: str
+    trained: tuple[Path, str], scientific_dir: Path, protocol: str, model: str | None
 ) -> None:
     out, _ = trained
-    result = CliRunner().invoke(
-        app, ["evaluate", str(out), "--dataset", str(scientific_dir), "--protocol", protocol, "--json"]
-    )
+    args = ["evaluate", str(out), "--dataset", str(scientific_dir), "--protocol", protocol, "--json"]
+    result = CliRunner().invoke(app, args + (["--model", model] if model else []))
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     assert payload["protocol"] == protocol
     assert payload["users"] == 8317
-    expected = load_bundle(out).manifest.metrics["test"][protocol]["transformer"]
-    # The ONNX graph scores what torch scored during training.
+    # The default is the served pipeline, rebuilt from the bundle as the API builds it; it scores what the
+    # training run's pipeline scored. The transformer's ONNX graph scores what torch scored in training.
+    expected = load_bundle(out).manifest.metrics["test"][protocol][model or "pipeline"]
     assert payload["metrics"]["NDCG@10"] == pytest.approx(expected["NDCG@10"], abs=1e-3)
     assert payload["metrics"]["HR@10"] == pytest.approx(expected["HR@10"], abs=2e-3)
 

@@ -11,7 +11,15 @@ from fastapi.testclient import TestClient
 from tests.unit.fakes import DictCache, DictStateStore, FakeRanker, catalog_rows, make_bundle
 
 from shoprec.api.app import create_app
-from shoprec.artifacts.bundle import CATALOG, ITEM_EMBEDDINGS, ITEM_IDS, ITEMCF, POPULARITY, BundleWriter
+from shoprec.artifacts import (
+    CATALOG,
+    ITEM_EMBEDDINGS,
+    ITEM_IDS,
+    ITEMCF,
+    POPULARITY,
+    RANKER_ONNX,
+    BundleWriter,
+)
 from shoprec.container import Container, build_container
 from shoprec.settings import Settings
 
@@ -23,10 +31,17 @@ def write_tiny_bundle(out: Path) -> Path:
     with BundleWriter(out) as writer:
         writer.add_json(ITEM_IDS, bundle.item_ids)
         writer.add_npy(POPULARITY, bundle.popularity)
-        writer.add_npz(ITEMCF, {"indices": bundle.itemcf.indices, "scores": bundle.itemcf.scores})
+        writer.add_npz(ITEMCF, {"indices": bundle.itemcf_indices, "scores": bundle.itemcf_scores})
         writer.add_npy(ITEM_EMBEDDINGS, bundle.item_embeddings)
         writer.add_jsonl(CATALOG, [rows[i] for i in bundle.item_ids if i in rows])
-        writer.commit(dataset=dict(bundle.manifest.dataset), hyperparameters={}, metrics={})
+        # Listed because the pipeline names it; never loaded: the API tests rank with a fake.
+        writer.add_bytes(RANKER_ONNX, b"placeholder: these tests rank with tests.unit.fakes.FakeRanker\n")
+        writer.commit(
+            dataset=dict(bundle.manifest.dataset),
+            hyperparameters={},
+            metrics={},
+            pipeline=bundle.pipeline,
+        )
     return out
 
 

@@ -13,12 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from shoprec.artifacts.bundle import Bundle, Manifest
+from shoprec.artifacts import Bundle, FusionSpec, Manifest, PipelineSpec, RankerSpec
 from shoprec.catalog import CatalogIndex
 from shoprec.domain import MAX_RECENT_ITEMS, ApplyResult, Event, EventType
 from shoprec.errors import BackendUnavailableError, RankerUnavailableError
-from shoprec.recall.itemcf import fit_itemcf
+from shoprec.pipeline import RecommendationPipeline, build_pipeline
+from shoprec.ports import Cache, Instance, Ranker, UserStateStore
+from shoprec.ranking.fusion import Fusion
+from shoprec.recall.itemcf import ItemCFNeighbours, fit_itemcf
 from shoprec.recall.popularity import fit_popularity
+from shoprec.services.recommendation import RecommendationService
 
 MODEL_VERSION = "sha256:" + "ab" * 32
 
@@ -72,7 +76,13 @@ def catalog_rows() -> dict[str, dict[str, Any]]:
     }
 
 
-def make_bundle(*, dim: int = 8, seed: int = 0, with_catalog: bool = True) -> Bundle:
+TINY_PIPELINE = PipelineSpec(ranker=RankerSpec(max_len=8), fusion=FusionSpec(kind="ranker"))
+"""The tiny bundle's pipeline: the ranker's score orders the candidates (the tests' fake ranker decides)."""
+
+
+def make_bundle(
+    *, dim: int = 8, seed: int = 0, with_catalog: bool = True, pipeline: PipelineSpec = TINY_PIPELINE
+) -> Bundle:
     """The tiny catalogue as a loaded bundle: fitted popularity and item-CF, embeddings clustered by
     top-level category (so embedding neighbours are sensible) plus a little noise."""
     seqs = [np.asarray(s, dtype=np.int64) for s in SEQUENCES]
@@ -96,15 +106,62 @@ def make_bundle(*, dim: int = 8, seed: int = 0, with_catalog: bool = True) -> Bu
         hyperparameters={},
         metrics={},
         files=(),
+        pipeline=pipeline,
     )
+    itemcf = fit_itemcf(seqs, N_ITEMS, k=5)
     return Bundle(
         path=Path("tiny-bundle"),
         manifest=manifest,
         item_ids=list(ITEM_IDS),
         popularity=fit_popularity(seqs, N_ITEMS),
-        itemcf=fit_itemcf(seqs, N_ITEMS, k=5),
+        itemcf_indices=itemcf.indices,
+        itemcf_scores=itemcf.scores,
         item_embeddings=emb,
         catalog=catalog_rows() if with_catalog else None,
+    )
+
+
+def itemcf_of(bundle: Bundle) -> ItemCFNeighbours:
+    """The bundle's item-CF table as the recall model."""
+    return ItemCFNeighbours(indices=bundle.itemcf_indices, scores=bundle.itemcf_scores)
+
+
+def make_pipeline(
+    bundle: Bundle,
+    ranker: Ranker | None,
+    clock: FakeClock | None = None,
+    *,
+    fusion: Fusion | None = None,
+    candidates: int | None = None,
+    latency_budget_ms: float = 150.0,
+) -> RecommendationPipeline:
+    """The pipeline the composition root would build for ``bundle``, on the fake clock when given."""
+    return build_pipeline(
+        bundle,
+        make_catalog(bundle),
+        ranker,
+        candidates=candidates,
+        latency_budget_ms=latency_budget_ms,
+        fusion=fusion,
+        clock=clock or FakeClock(),
+    )
+
+
+def make_service(
+    bundle: Bundle,
+    state: UserStateStore,
+    cache: Cache,
+    ranker: Ranker | None,
+    clock: FakeClock | None = None,
+    **pipeline: Any,
+) -> RecommendationService:
+    """The recommendation service over :func:`make_pipeline`, as the composition root wires it."""
+    return RecommendationService(
+        make_pipeline(bundle, ranker, clock, **pipeline),
+        state,
+        cache,
+        model_version=bundle.model_version,
+        version_tag=bundle.manifest.short_version,
     )
 
 
@@ -226,13 +283,21 @@ class FakeRanker:
         self.fail = False
         self.delay_s = 0.0
         self.calls: list[tuple[list[str], list[str], float]] = []
+        """One entry per scored instance: (history, candidates, timeout_s)."""
 
     def score(self, history: Sequence[str], candidates: Sequence[str], *, timeout_s: float) -> list[float]:
-        self.calls.append((list(history), list(candidates), timeout_s))
+        return self.score_many([(history, candidates)], timeout_s=timeout_s)[0]
+
+    def score_many(self, instances: Sequence[Instance], *, timeout_s: float) -> list[list[float]]:
+        """One backend call: the clock advances by ``delay_s`` once, whatever the number of instances."""
+        self.calls.extend((list(h), list(c), timeout_s) for h, c in instances)
         if self.clock is not None:
             self.clock.advance(self.delay_s)
         if self.fail:
             raise RankerUnavailableError("ranker down (fake)")
+        return [self._scores(h, c) for h, c in instances]
+
+    def _scores(self, history: Sequence[str], candidates: Sequence[str]) -> list[float]:
         if self.score_fn is None:
             return [float(len(candidates) - i) for i in range(len(candidates))]
         return [self.score_fn(history, c) for c in candidates]

@@ -134,7 +134,7 @@ def test_an_unexpected_error_is_a_500_problem_without_details(api: Api) -> None:
         raise RuntimeError("secret internals")
 
     api.state.recent["u1"] = ["p0"]
-    api.ranker.score = boom  # type: ignore[method-assign]
+    api.ranker.score_many = boom  # type: ignore[method-assign]
     r = api.client.get("/v1/recommendations/u1")
     body = assert_problem(r, 500)
     assert "secret" not in r.text

@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shoprec.artifacts import bundle as bundle_mod
-from shoprec.artifacts.bundle import (
+from shoprec.artifacts import (
     CATALOG,
     ITEM_EMBEDDINGS,
     ITEM_IDS,
@@ -21,12 +20,16 @@ from shoprec.artifacts.bundle import (
     POPULARITY,
     RANKER_ONNX,
     BundleWriter,
+    FusionSpec,
     Manifest,
+    PipelineSpec,
+    RankerSpec,
     content_version,
     dataset_summary,
     load_bundle,
     verify_bundle,
 )
+from shoprec.artifacts import writer as writer_mod
 from shoprec.data.model import Dataset
 from shoprec.errors import ArtifactError, CorruptBundleError
 
@@ -42,6 +45,8 @@ ITEMS = ["a", "b", "c"]
 POP = np.array([3, 1, 1], dtype=np.float32)
 NB_IDX = np.array([[1, 2], [0, -1], [-1, -1]], dtype=np.int32)
 NB_SC = np.array([[0.5, 0.25], [0.5, 0], [0, 0]], dtype=np.float32)
+PIPELINE = PipelineSpec(ranker=RankerSpec(max_len=4, int8_file=None), fusion=FusionSpec(kind="ranker"))
+NO_RANKER = PipelineSpec(ranker=None, fusion=FusionSpec(kind="weighted", weights={"itemcf": 1.0}))
 
 
 def write_tiny(out: Path, *, emb_seed: int = 0, extra: dict[str, Any] | None = None) -> Manifest:
@@ -58,6 +63,7 @@ def write_tiny(out: Path, *, emb_seed: int = 0, extra: dict[str, Any] | None = N
             dataset=DATASET,
             hyperparameters={"k": 2, "alpha": 0.8},
             metrics={"hr@10": np.float32(0.25), "n": np.int64(3)},
+            pipeline=PIPELINE,
             extra=extra,
         )
 
@@ -80,8 +86,9 @@ def test_round_trip(tmp_path: Path) -> None:
     assert b.item_ids == ITEMS
     assert b.popularity.dtype == np.float32
     np.testing.assert_array_equal(b.popularity, POP)
-    np.testing.assert_array_equal(b.itemcf.indices, NB_IDX)
-    np.testing.assert_array_equal(b.itemcf.scores, NB_SC)
+    np.testing.assert_array_equal(b.itemcf_indices, NB_IDX)
+    np.testing.assert_array_equal(b.itemcf_scores, NB_SC)
+    assert b.pipeline == PIPELINE
     expected_emb = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     np.testing.assert_array_equal(b.item_embeddings, expected_emb)
     assert b.catalog == {i: {"item_id": i, "title": f"Item {i}"} for i in ITEMS}
@@ -112,7 +119,7 @@ def test_catalog_is_optional(tmp_path: Path) -> None:
         w.add_npy(POPULARITY, POP)
         w.add_npz(ITEMCF, {"indices": NB_IDX, "scores": NB_SC})
         w.add_npy(ITEM_EMBEDDINGS, np.zeros((3, 2), np.float32))
-        w.commit(dataset=DATASET, hyperparameters={}, metrics={})
+        w.commit(dataset=DATASET, hyperparameters={}, metrics={}, pipeline=NO_RANKER)
     assert load_bundle(tmp_path / "b").catalog is None
 
 
@@ -168,7 +175,7 @@ def test_deleted_file_names_it(tmp_path: Path) -> None:
 def test_required_file_not_listed(tmp_path: Path) -> None:
     with BundleWriter(tmp_path / "b") as w:
         w.add_json(ITEM_IDS, ITEMS)
-        w.commit(dataset=DATASET, hyperparameters={}, metrics={})
+        w.commit(dataset=DATASET, hyperparameters={}, metrics={}, pipeline=NO_RANKER)
     with pytest.raises(ArtifactError, match=f"required file '{POPULARITY}'"):
         load_bundle(tmp_path / "b")
 
@@ -194,7 +201,12 @@ def test_missing_manifest(tmp_path: Path) -> None:
     ("edit", "field"),
     [
         (lambda m: m.update(schema_version="1"), "schema_version"),
-        (lambda m: m.update(schema_version=2), "schema_version"),
+        (lambda m: m.update(schema_version=3), "schema_version"),
+        (lambda m: m.pop("pipeline"), "pipeline"),
+        (lambda m: m["pipeline"]["ranker"].update(max_len=0), "pipeline.ranker.max_len"),
+        (lambda m: m["pipeline"]["fusion"].update(kind="magic"), "pipeline.fusion.kind"),
+        (lambda m: m["pipeline"]["recall"]["quotas"].update(trending=5), "pipeline.recall"),
+        (lambda m: m["pipeline"].update(colour="blue"), "pipeline.colour"),
         (lambda m: m.pop("files"), "files"),
         (lambda m: m.update(model_version="md5:abc"), "model_version"),
         (lambda m: m.update(created_at="yesterday"), "created_at"),
@@ -253,7 +265,9 @@ def test_exception_in_commit_keeps_previous_bundle(tmp_path: Path) -> None:
     with BundleWriter(out) as w:
         w.add_bytes("x.bin", b"new")
         with pytest.raises(ArtifactError, match=r"dataset\.fingerprint"):
-            w.commit(dataset={**DATASET, "fingerprint": None}, hyperparameters={}, metrics={})
+            w.commit(
+                dataset={**DATASET, "fingerprint": None}, hyperparameters={}, metrics={}, pipeline=NO_RANKER
+            )
     assert verify_bundle(out) == old
     assert leftovers(tmp_path) == []
 
@@ -268,11 +282,11 @@ def test_failed_rename_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             raise OSError("disk on fire")
         real_rename(src, dst)
 
-    monkeypatch.setattr(bundle_mod.os, "rename", flaky_rename)
+    monkeypatch.setattr(writer_mod.os, "rename", flaky_rename)
     w = BundleWriter(out)
     w.add_bytes("x.bin", b"new")
     with pytest.raises(OSError, match="disk on fire"):
-        w.commit(dataset=DATASET, hyperparameters={}, metrics={})
+        w.commit(dataset=DATASET, hyperparameters={}, metrics={}, pipeline=NO_RANKER)
     assert verify_bundle(out) == old
     assert leftovers(tmp_path) == []
 
@@ -358,7 +372,7 @@ def test_add_file_copies(tmp_path: Path) -> None:
     src.write_bytes(b"\x00\x01payload")
     with BundleWriter(tmp_path / "b") as w:
         w.add_file("copied/src.bin", src)
-        m = w.commit(dataset=DATASET, hyperparameters={}, metrics={})
+        m = w.commit(dataset=DATASET, hyperparameters={}, metrics={}, pipeline=NO_RANKER)
     assert (tmp_path / "b/copied/src.bin").read_bytes() == b"\x00\x01payload"
     assert [f.name for f in m.files] == ["copied/src.bin"]
     assert src.exists()
@@ -370,7 +384,7 @@ def test_inconsistent_shapes_name_the_file(tmp_path: Path) -> None:
         w.add_npy(POPULARITY, POP)
         w.add_npz(ITEMCF, {"indices": NB_IDX, "scores": NB_SC})
         w.add_npy(ITEM_EMBEDDINGS, np.zeros((2, 4), np.float32))
-        w.commit(dataset=DATASET, hyperparameters={}, metrics={})
+        w.commit(dataset=DATASET, hyperparameters={}, metrics={}, pipeline=NO_RANKER)
     with pytest.raises(ArtifactError, match=re.escape(ITEM_EMBEDDINGS)):
         load_bundle(tmp_path / "b")
 
@@ -382,6 +396,24 @@ def test_bad_catalog_line_is_reported(tmp_path: Path) -> None:
         for f in verify_bundle(out).files:
             w.add_file(f.name, out / f.name)
         w.add_bytes(CATALOG, b'{"item_id": "a"}\nnot json\n')
-        w.commit(dataset=DATASET, hyperparameters={}, metrics={})
+        w.commit(dataset=DATASET, hyperparameters={}, metrics={}, pipeline=NO_RANKER)
     with pytest.raises(ArtifactError, match=rf"{re.escape(CATALOG)}' line 2"):
         load_bundle(tmp_path / "c")
+
+
+def test_a_schema_1_bundle_is_served_as_it_was_the_ranker_after_the_recall_merge(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    write_tiny(out)
+
+    def to_v1(m: dict[str, Any]) -> None:
+        m.update(schema_version=1, extra={"ranker": {"file": RANKER_ONNX, "max_len": 7}})
+        m.pop("pipeline")
+
+    rewrite_manifest(out, to_v1)
+    spec = load_bundle(out).pipeline
+    assert spec.ranker == RankerSpec(max_len=7, int8_file=None)
+    assert spec.fusion == FusionSpec(kind="ranker")
+    assert spec.recall == PipelineSpec().recall
+    rewrite_manifest(out, lambda m: m["extra"]["ranker"].update(max_len="seven"))
+    with pytest.raises(ArtifactError, match=re.escape("field 'extra.ranker.max_len'")):
+        load_bundle(out)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.fakes import make_bundle, make_catalog
+from tests.unit.fakes import itemcf_of, make_bundle, make_catalog
 
 from shoprec.recall.channels import (
     EmbeddingChannel,
@@ -17,6 +17,7 @@ from shoprec.recall.channels import (
 
 BUNDLE = make_bundle()
 CATALOG = make_catalog(BUNDLE)
+ITEMCF = itemcf_of(BUNDLE)
 
 
 def ctx(*recent: int, exclude: tuple[int, ...] = (), allowed: np.ndarray | None = None) -> RecallContext:
@@ -55,45 +56,58 @@ def test_top_n_equals_a_full_sort(values: list[int], n: int, seed: int) -> None:
 
 
 def test_itemcf_returns_neighbours_of_recent_items_with_score_histories_scores() -> None:
-    channel = ItemCFChannel(BUNDLE.itemcf, CATALOG)
-    cands = channel.recall(ctx(0), 10)
-    expected = BUNDLE.itemcf.score_histories([np.array([0])], 12)[0]
-    assert [c.item for c in cands] == [1, 9, 2, 10]
-    assert [c.score for c in cands] == pytest.approx([float(expected[c.item]) for c in cands])
-    assert all(c.channels == ["itemcf"] for c in cands)
-    assert cands[0].reason == "because you viewed Digital Caliper 6 inch"
+    channel = ItemCFChannel(ITEMCF, CATALOG)
+    got = channel.recall(ctx(0), 10)
+    expected = ITEMCF.score_histories([np.array([0])], 12)[0]
+    assert got.items.tolist() == [1, 9, 2, 10]
+    assert got.scores.tolist() == pytest.approx(expected[got.items].tolist())
+    np.testing.assert_allclose(channel.signal(ctx(0), got.items), got.scores)
+    assert channel.reasons(ctx(0), got.items[:1]) == ["because you viewed Digital Caliper 6 inch"]
 
 
 def test_itemcf_reason_names_the_most_contributing_recent_item() -> None:
-    channel = ItemCFChannel(BUNDLE.itemcf, CATALOG)
-    by_item = {c.item: c.reason for c in channel.recall(ctx(0, 5), 20)}
-    assert by_item[6] == "because you viewed PLA Filament Black"  # neighbour of p5 only
-    assert by_item[1] == "because you viewed Digital Caliper 6 inch"  # neighbour of p0 only
+    channel = ItemCFChannel(ITEMCF, CATALOG)
+    assert channel.reasons(ctx(0, 5), np.array([6, 1])) == [
+        "because you viewed PLA Filament Black",  # neighbour of p5 only
+        "because you viewed Digital Caliper 6 inch",  # neighbour of p0 only
+    ]
+
+
+def test_itemcf_proximity_is_the_similarity_to_the_last_item_and_the_age_of_the_closest_source() -> None:
+    channel = ItemCFChannel(ITEMCF, CATALOG)
+    sims0 = dict(zip(*(a.tolist() for a in ITEMCF.similar(0)), strict=True))
+    sims5 = dict(zip(*(a.tolist() for a in ITEMCF.similar(5)), strict=True))
+    last, age = channel.proximity(np.array([0, 5]), np.array([6, 1, 3]))
+    # p6 neighbours p5 (the newest item): age 0; p1 neighbours p0 only: age 1; p3 neither: max_history
+    assert last.tolist() == pytest.approx([sims5.get(6, 0.0), sims5.get(1, 0.0), 0.0])
+    assert age.tolist() == [0.0, 1.0, 20.0]
+    assert sims0[1] > 0
 
 
 def test_itemcf_attribution_prefers_the_most_recent_item_on_ties() -> None:
-    channel = ItemCFChannel(BUNDLE.itemcf, CATALOG, decay=1.0)
+    channel = ItemCFChannel(ITEMCF, CATALOG, decay=1.0)
     # p2 and p3 both list p4 with a positive similarity; with no decay the larger similarity wins,
     # and the same item twice counts twice.
-    sims = {int(j): float(s) for j, s in zip(*BUNDLE.itemcf.similar(2), strict=True)}
-    sims3 = {int(j): float(s) for j, s in zip(*BUNDLE.itemcf.similar(3), strict=True)}
+    sims = {int(j): float(s) for j, s in zip(*ITEMCF.similar(2), strict=True)}
+    sims3 = {int(j): float(s) for j, s in zip(*ITEMCF.similar(3), strict=True)}
     expected = 2 if sims[4] > sims3[4] else 3
     assert channel.attribute(np.array([2, 3]), np.array([4])).tolist() == [expected]
     assert channel.attribute(np.array([0, 0]), np.array([1])).tolist() == [0]
 
 
 def test_itemcf_honours_exclusions_and_the_allowed_mask() -> None:
-    channel = ItemCFChannel(BUNDLE.itemcf, CATALOG)
+    channel = ItemCFChannel(ITEMCF, CATALOG)
     allowed = CATALOG.mask_for(category="Lab")
-    cands = channel.recall(ctx(0, 2, exclude=(0, 2), allowed=allowed), 10)
-    assert sorted(c.item for c in cands) == [3, 4]  # p1, p9, p10 are neighbours too, but not lab items
+    got = channel.recall(ctx(0, 2, exclude=(0, 2), allowed=allowed), 10)
+    assert sorted(got.items.tolist()) == [3, 4]  # p1, p9, p10 are neighbours too, but not lab items
 
 
 def test_itemcf_without_history_or_budget_returns_nothing() -> None:
-    channel = ItemCFChannel(BUNDLE.itemcf, CATALOG)
-    assert channel.recall(ctx(), 10) == []
-    assert channel.recall(ctx(0), 0) == []
-    assert channel.recall(ctx(11), 10) == []  # p11 has no neighbours
+    channel = ItemCFChannel(ITEMCF, CATALOG)
+    assert len(channel.recall(ctx(), 10)) == 0
+    assert len(channel.recall(ctx(0), 0)) == 0
+    assert len(channel.recall(ctx(11), 10)) == 0  # p11 has no neighbours
+    assert channel.signal(ctx(), np.array([1, 2])).tolist() == [0.0, 0.0]
 
 
 # --- embeddings -------------------------------------------------------------------------------------
@@ -108,13 +122,14 @@ def test_embedding_query_is_a_recency_weighted_mean_of_the_last_items() -> None:
 
 def test_embedding_channel_ranks_by_dot_product_and_excludes_seen() -> None:
     channel = EmbeddingChannel(BUNDLE.item_embeddings, CATALOG)
-    cands = channel.recall(ctx(5, 6, exclude=(5, 6)), 3)
+    got = channel.recall(ctx(5, 6, exclude=(5, 6)), 3)
     query = channel.query_vector(np.array([5, 6]))
     dots = BUNDLE.item_embeddings @ query
+    np.testing.assert_allclose(channel.signal(ctx(5, 6), got.items), dots[got.items], rtol=1e-6)
     dots[[5, 6]] = -np.inf
-    assert [c.item for c in cands] == np.argsort(-dots)[:3].tolist()
-    assert cands[0].item in (7, 8)  # the other filaments are closest
-    assert all(c.reason == "similar to items you viewed" and c.channels == ["embedding"] for c in cands)
+    assert got.items.tolist() == np.argsort(-dots)[:3].tolist()
+    assert got.items[0] in (7, 8)  # the other filaments are closest
+    assert channel.reasons(ctx(5, 6), got.items) == ["similar to items you viewed"] * 3
 
 
 def test_exact_index_respects_exclude_and_allowed() -> None:
@@ -133,19 +148,22 @@ def test_exact_index_respects_exclude_and_allowed() -> None:
 
 def test_popularity_orders_by_count_then_index_with_category_reasons() -> None:
     channel = PopularityChannel(BUNDLE.popularity, CATALOG)
-    cands = channel.recall(ctx(), 4)
+    got = channel.recall(ctx(), 4)
     pop = BUNDLE.popularity
     expected = sorted(range(12), key=lambda i: (-pop[i], i))[:4]
-    assert [c.item for c in cands] == expected
-    assert cands[0].reason == f"popular in {CATALOG.leaf_category(expected[0])}"
-    assert channel.reasons[11] == "popular now"
+    assert got.items.tolist() == expected
+    assert channel.reasons(ctx(), got.items[:1]) == [f"popular in {CATALOG.leaf_category(expected[0])}"]
+    assert channel.reason_of[11] == "popular now"
+    np.testing.assert_allclose(channel.signal(ctx(), got.items), np.log1p(pop[got.items]))
+    assert channel.percentile[expected[0]] == 1.0
+    assert channel.percentile.min() == 0.0
 
 
 def test_popularity_respects_filters_and_exclusions() -> None:
     channel = PopularityChannel(BUNDLE.popularity, CATALOG)
     allowed = CATALOG.mask_for(category="Lab")
-    cands = channel.recall(ctx(exclude=(2,), allowed=allowed), 10)
-    assert sorted(c.item for c in cands) == [3, 4]
+    got = channel.recall(ctx(exclude=(2,), allowed=allowed), 10)
+    assert sorted(got.items.tolist()) == [3, 4]
 
 
 def test_popularity_rejects_a_vector_of_the_wrong_size() -> None:

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.fakes import DictCache, DictStateStore, FakeRanker, event, make_bundle, make_catalog
+from tests.unit.fakes import (
+    DictCache,
+    DictStateStore,
+    FakeRanker,
+    event,
+    make_bundle,
+    make_catalog,
+    make_service,
+)
 
 from shoprec.errors import BackendUnavailableError, InvalidInputError
 from shoprec.services.events import EventService
-from shoprec.services.recommendation import RecommendationService
 
 BUNDLE = make_bundle()
 CATALOG = make_catalog(BUNDLE)
@@ -97,7 +104,7 @@ def test_delete_user_removes_state_and_cached_lists(
 def test_new_events_show_up_in_the_next_recommendation(
     service: EventService, state: DictStateStore, cache: DictCache
 ) -> None:
-    recs = RecommendationService(BUNDLE, CATALOG, state, cache, FakeRanker())
+    recs = make_service(BUNDLE, state, cache, FakeRanker())
     service.ingest([event("u1", "p0", 1)])
     first = recs.recommend("u1", 5)
     assert recs.recommend("u1", 5).cached

@@ -1,17 +1,24 @@
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shoprec.domain import Candidate
-from shoprec.recall.merge import DEFAULT_BUDGET, MergePolicy, merge_candidates
+from shoprec.recall.channels import Recalled
+from shoprec.recall.merge import DEFAULT_BUDGET, Merged, MergePolicy, merge_candidates
 
 
-def cands(channel: str, *pairs: tuple[int, float]) -> tuple[str, list[Candidate]]:
-    return channel, [
-        Candidate(item=i, score=s, channels=[channel], reason=f"{channel} {i}") for i, s in pairs
-    ]
+def cands(channel: str, *pairs: tuple[int, float]) -> tuple[str, Recalled]:
+    items = np.asarray([i for i, _ in pairs], dtype=np.int64)
+    scores = np.asarray([s for _, s in pairs], dtype=np.float32)
+    return channel, Recalled(items, scores)
+
+
+def as_dict(merged: Merged) -> dict[int, float]:
+    return dict(zip(merged.items.tolist(), merged.scores.tolist(), strict=True))
 
 
 POLICY = MergePolicy(weights={"a": 1.0, "b": 0.5}, quotas={}, budget=10)
@@ -21,26 +28,27 @@ def test_scores_are_min_max_normalised_per_channel_then_weighted_and_summed() ->
     merged = merge_candidates(
         [cands("a", (1, 10.0), (2, 6.0), (3, 2.0)), cands("b", (2, 0.9), (4, 0.1))], POLICY
     )
-    scores = {c.item: c.score for c in merged}
     # a: (10, 6, 2) -> (1, 0.5, 0); b: (0.9, 0.1) -> (1, 0) weighted 0.5
-    assert scores == pytest.approx({1: 1.0, 2: 0.5 + 0.5, 3: 0.0, 4: 0.0})
+    assert as_dict(merged) == pytest.approx({1: 1.0, 2: 0.5 + 0.5, 3: 0.0, 4: 0.0})
 
 
-def test_items_are_deduplicated_and_keep_every_channel_in_channel_order() -> None:
+def test_items_are_deduplicated_and_record_every_channel_and_its_position() -> None:
     merged = merge_candidates([cands("a", (1, 3.0), (2, 1.0)), cands("b", (2, 5.0), (1, 1.0))], POLICY)
-    assert sorted(c.item for c in merged) == [1, 2]
-    assert all(c.channels == ["a", "b"] for c in merged)
+    assert sorted(merged.items.tolist()) == [1, 2]
+    assert [merged.channels(r) for r in range(merged.size)] == [["a", "b"], ["a", "b"]]
+    ranks = {i: r.tolist() for i, r in zip(merged.items.tolist(), merged.ranks, strict=True)}
+    assert ranks == {1: [0, 1], 2: [1, 0]}
 
 
-def test_reason_comes_from_the_channel_contributing_most() -> None:
+def test_the_best_channel_is_the_one_contributing_most() -> None:
     merged = merge_candidates(
         [cands("a", (1, 3.0), (2, 2.0), (3, 1.0)), cands("b", (2, 5.0), (1, 1.0))], POLICY
     )
-    by_item = {c.item: c.reason for c in merged}
-    assert by_item[1] == "a 1"  # a: 1.0, b: 0.0
-    assert by_item[2] == "a 2"  # a: 0.5, b: 0.5 -> tie keeps the earlier channel
+    best = dict(zip(merged.items.tolist(), [merged.names[b] for b in merged.best.tolist()], strict=True))
+    assert best[1] == "a"  # a: 1.0, b: 0.0
+    assert best[2] == "a"  # a: 0.5, b: 0.5 -> tie keeps the earlier channel
     merged = merge_candidates([cands("a", (1, 3.0), (2, 1.0)), cands("b", (2, 5.0), (1, 1.0))], POLICY)
-    assert {c.item: c.reason for c in merged}[2] == "b 2"  # a: 0.0, b: 0.5
+    assert merged.names[int(merged.best[merged.items.tolist().index(2)])] == "b"  # a: 0.0, b: 0.5
 
 
 def test_sorted_by_score_then_item_and_cut_to_the_budget() -> None:
@@ -48,79 +56,96 @@ def test_sorted_by_score_then_item_and_cut_to_the_budget() -> None:
     merged = merge_candidates(
         [cands("a", (5, 1.0), (4, 1.0), (2, 0.5)), cands("b", (1, 1.0), (9, 0.0))], policy
     )
-    assert [c.item for c in merged] == [1, 4, 5, 2]
+    assert merged.items.tolist() == [1, 4, 5, 2]
 
 
 def test_equal_scores_in_a_channel_normalise_to_one() -> None:
     merged = merge_candidates([cands("b", (1, 7.0), (2, 7.0))], POLICY)
-    assert [c.score for c in merged] == [0.5, 0.5]
+    assert merged.scores.tolist() == [0.5, 0.5]
 
 
 def test_quota_limits_what_each_channel_contributes() -> None:
     policy = MergePolicy(weights={"a": 1.0, "b": 1.0}, quotas={"a": 2}, budget=10)
     merged = merge_candidates([cands("a", (1, 3.0), (2, 2.0), (3, 1.0)), cands("b", (7, 1.0))], policy)
-    assert sorted(c.item for c in merged) == [1, 2, 7]
+    assert sorted(merged.items.tolist()) == [1, 2, 7]
     assert policy.quota("a") == 2
     assert policy.quota("b") == 10  # no quota: up to the budget
 
 
 def test_unknown_channels_get_the_default_weight_and_inputs_are_not_modified() -> None:
-    name, items = cands("zzz", (1, 2.0), (2, 1.0))
-    merged = merge_candidates([(name, items)], MergePolicy(weights={}, default_weight=2.0))
-    assert [c.score for c in merged] == [2.0, 0.0]
-    assert [c.score for c in items] == [2.0, 1.0]
-    assert merged[0] is not items[0]
+    name, recalled = cands("zzz", (1, 2.0), (2, 1.0))
+    merged = merge_candidates([(name, recalled)], MergePolicy(weights={}, default_weight=2.0))
+    assert merged.scores.tolist() == [2.0, 0.0]
+    assert recalled.scores.tolist() == [2.0, 1.0]
 
 
-def test_a_channel_listing_an_item_twice_counts_it_once() -> None:
+def test_a_channel_listing_an_item_twice_counts_it_once_and_a_channel_named_twice_once() -> None:
     merged = merge_candidates([cands("a", (1, 2.0), (1, 2.0), (2, 0.0))], POLICY)
-    assert [(c.item, c.score, c.channels) for c in merged] == [(1, 1.0, ["a"]), (2, 0.0, ["a"])]
+    assert [(i, s, merged.channels(r)) for r, (i, s) in enumerate(as_dict(merged).items())] == [
+        (1, 1.0, ["a"]),
+        (2, 0.0, ["a"]),
+    ]
+    twice = merge_candidates([cands("a", (1, 2.0), (2, 1.0)), cands("a", (3, 9.0))], POLICY)
+    assert twice.items.tolist() == [1, 2]
 
 
 def test_defaults_and_validation() -> None:
     assert MergePolicy().budget == DEFAULT_BUDGET == 300
-    assert merge_candidates([]) == []
+    assert merge_candidates([]).size == 0
+    assert merge_candidates([("a", Recalled.none())]).size == 0
     with pytest.raises(ValueError, match="budget"):
         MergePolicy(budget=-1)
     with pytest.raises(ValueError, match="weights"):
         MergePolicy(weights={"a": -1.0})
 
 
-def reference_merge(lists: list[tuple[str, list[Candidate]]], policy: MergePolicy) -> list[Candidate]:
+@dataclass
+class Row:
+    item: int
+    score: float = 0.0
+    channels: list[str] = field(default_factory=list)
+    best: str = ""
+    best_part: float = -1.0
+
+
+def reference_merge(lists: list[tuple[str, list[tuple[int, float]]]], policy: MergePolicy) -> list[Row]:
     """The merge rule written out item by item."""
-    merged: dict[int, Candidate] = {}
-    best: dict[int, float] = {}
-    for name, candidates in lists:
-        head = candidates[: policy.quota(name)]
+    rows: dict[int, Row] = {}
+    for name, pairs in lists:
+        head = pairs[: policy.quota(name)]
         if not head:
             continue
-        lo, hi = min(c.score for c in head), max(c.score for c in head)
-        for c in head:
-            part = policy.weight(name) * ((c.score - lo) / (hi - lo) if hi > lo else 1.0)
-            m = merged.setdefault(c.item, Candidate(item=c.item, score=0.0, channels=[], reason=c.reason))
-            if name in m.channels:
+        lo, hi = min(s for _, s in head), max(s for _, s in head)
+        for item, score in head:
+            part = policy.weight(name) * ((score - lo) / (hi - lo) if hi > lo else 1.0)
+            row = rows.setdefault(item, Row(item))
+            if name in row.channels:
                 continue
-            m.score += part
-            m.channels.append(name)
-            if part > best.get(c.item, -1.0):
-                best[c.item] = part
-                m.reason = c.reason
-    return sorted(merged.values(), key=lambda c: (-c.score, c.item))[: policy.budget]
+            row.score += part
+            row.channels.append(name)
+            if part > row.best_part:
+                row.best, row.best_part = name, part
+    return sorted(rows.values(), key=lambda r: (-r.score, r.item))[: policy.budget]
 
 
-channel_lists = st.lists(st.tuples(st.integers(0, 15), st.integers(-3, 3).map(float)), max_size=12).map(
-    lambda pairs: [Candidate(item=i, score=s, reason=f"{i}/{s}") for i, s in pairs]
-)
+Pairs = list[tuple[int, float]]
+channel_lists = st.lists(st.tuples(st.integers(0, 15), st.integers(-3, 3).map(float)), max_size=12)
 
 
 @settings(max_examples=80, deadline=None)
 @given(channel_lists, channel_lists, channel_lists, st.integers(0, 20), st.integers(0, 10))
 def test_merge_matches_the_item_by_item_rule(
-    a: list[Candidate], b: list[Candidate], c: list[Candidate], budget: int, quota: int
+    a: list[tuple[int, float]],
+    b: list[tuple[int, float]],
+    c: list[tuple[int, float]],
+    budget: int,
+    quota: int,
 ) -> None:
     policy = MergePolicy(weights={"a": 1.0, "b": 0.5, "c": 0.25}, quotas={"b": quota}, budget=budget)
     lists = [("a", a), ("b", b), ("c", c)]
-    got = merge_candidates(lists, policy)
+    got = merge_candidates([cands(name, *pairs) for name, pairs in lists], policy)
     want = reference_merge(lists, policy)
-    assert [(x.item, x.channels, x.reason) for x in got] == [(x.item, x.channels, x.reason) for x in want]
-    assert [x.score for x in got] == pytest.approx([x.score for x in want])
+    assert [
+        (item, got.channels(r), got.names[int(got.best[r])]) for r, item in enumerate(got.items.tolist())
+    ] == [(row.item, row.channels, row.best) for row in want]
+    assert got.scores.tolist() == pytest.approx([row.score for row in want])

@@ -15,6 +15,7 @@ from tests.unit.fakes import (
     FakeRanker,
     make_bundle,
     make_catalog,
+    make_service,
 )
 
 from shoprec.domain import Candidate
@@ -40,7 +41,7 @@ def build(history: list[str], mode: str, seed: int) -> RecommendationService:
     ranker.fail = mode == "fail"
     ranker.delay_s = 1.0 if mode == "slow" else 0.0
     state = DictStateStore({"u": history})
-    return RecommendationService(BUNDLE, CATALOG, state, DictCache(), ranker, clock=clock)
+    return make_service(BUNDLE, state, DictCache(), ranker, clock)
 
 
 def check_list(res: ListResult, k: int, category: str | None, brand: str | None) -> list[str]:

@@ -10,12 +10,15 @@ from tests.unit.fakes import (
     DictStateStore,
     FakeClock,
     FakeRanker,
+    itemcf_of,
     make_bundle,
     make_catalog,
+    make_service,
 )
 
 from shoprec.catalog import CatalogIndex
 from shoprec.errors import InvalidInputError, NotFoundError
+from shoprec.pipeline import build_pipeline
 from shoprec.services.recommendation import RecommendationService, user_cache_tag
 from shoprec.services.results import ListResult
 
@@ -38,9 +41,7 @@ def world() -> World:
     state = DictStateStore({"u1": ["p0", "p2"], "ghost": ["gone", "p5", "also-gone"]})
     cache = DictCache()
     ranker = FakeRanker(clock)
-    svc = RecommendationService(
-        BUNDLE, CATALOG, state, cache, ranker, candidates=300, latency_budget_ms=150, clock=clock
-    )
+    svc = make_service(BUNDLE, state, cache, ranker, clock, candidates=300, latency_budget_ms=150)
     return World(svc, state, cache, ranker, clock)
 
 
@@ -173,12 +174,10 @@ def test_ranker_gets_only_the_budget_left_and_is_skipped_when_none_is(world: Wor
             world.clock.advance(0.1)
             return super().recent_items(user_id)
 
-    svc = RecommendationService(
-        BUNDLE, CATALOG, SlowState({"u1": ["p0"]}), world.cache, world.ranker, clock=world.clock
-    )
+    svc = make_service(BUNDLE, SlowState({"u1": ["p0"]}), world.cache, world.ranker, world.clock)
     assert not svc.recommend("u1", 3).degraded
     assert world.ranker.calls[-1][2] == pytest.approx(0.05)
-    svc.latency_budget_s = 0.05
+    svc.pipeline.latency_budget_s = 0.05
     calls = len(world.ranker.calls)
     assert svc.recommend("u1", 4).degraded
     assert len(world.ranker.calls) == calls
@@ -232,7 +231,7 @@ def test_similar_lists_item_cf_neighbours_then_embedding_padding(world: World) -
     assert len(res.items) == 6
     assert "p0" not in ids(res)
     assert len(set(ids(res))) == 6
-    neighbours = [CATALOG.item_ids[i] for i in BUNDLE.itemcf.similar(0)[0]]
+    neighbours = [CATALOG.item_ids[i] for i in itemcf_of(BUNDLE).similar(0)[0]]
     assert ids(res)[: len(neighbours)] == neighbours
     assert [it.channels for it in res.items] == [("itemcf",)] * len(neighbours) + [("embedding",)] * (
         6 - len(neighbours)
@@ -341,11 +340,9 @@ def test_rank_for_a_user_without_history_uses_popularity(world: World) -> None:
     assert world.svc.rank("u1", []).items == []
 
 
-def test_service_rejects_a_catalogue_of_another_bundle() -> None:
+def test_pipeline_rejects_a_catalogue_of_another_bundle() -> None:
     with pytest.raises(ValueError, match="items"):
-        RecommendationService(
-            BUNDLE, CatalogIndex.build(["a"], {}), DictStateStore(), DictCache(), FakeRanker()
-        )
+        build_pipeline(BUNDLE, CatalogIndex.build(["a"], {}), FakeRanker())
 
 
 def test_state_errors_other_than_unavailability_propagate(world: World) -> None:
@@ -353,6 +350,6 @@ def test_state_errors_other_than_unavailability_propagate(world: World) -> None:
         def recent_items(self, user_id: str) -> list[str]:
             raise RuntimeError("bug")
 
-    svc = RecommendationService(BUNDLE, CATALOG, Broken(), DictCache(), FakeRanker())
+    svc = make_service(BUNDLE, Broken(), DictCache(), FakeRanker())
     with pytest.raises(RuntimeError):
         svc.recommend("u1")

@@ -33,11 +33,11 @@ def test_category_and_brand_filters() -> None:
 
 
 def test_default_category_cap_scales_with_k() -> None:
-    assert [default_category_cap(k) for k in (1, 3, 4, 10, 11, 20, 50)] == [1, 1, 2, 3, 4, 6, 15]
+    assert [default_category_cap(k) for k in (1, 2, 3, 4, 10, 11, 20, 50)] == [1, 1, 2, 2, 5, 6, 10, 25]
 
 
 def test_diversity_caps_items_per_leaf_category_in_the_top_k() -> None:
-    # Four filaments (5..8) score highest; with k=4 at most ceil(1.2)=2 may be filaments.
+    # Four filaments (5..8) score highest; with k=4 at most ceil(2.0)=2 may be filaments.
     cands = [cand(5, 9.0), cand(6, 8.0), cand(7, 7.0), cand(8, 6.0), cand(0, 5.0), cand(2, 4.0)]
     assert items(rerank(cands, 4, CATALOG)) == [5, 6, 0, 2]
     assert items(rerank(cands, 4, CATALOG, max_per_category=4)) == [5, 6, 7, 8]

@@ -10,30 +10,51 @@ import http.client
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from shoprec.errors import RankerUnavailableError
+from shoprec.ports import Instance
 
 CONTENT_TYPE = "application/json"
+MAX_INSTANCES_PER_CALL = 64
+"""The endpoint's limit of instances per request (``shoprec.endpoint.app.MAX_INSTANCES``)."""
 
 
-def encode_request(history: Sequence[str], candidates: Sequence[str]) -> bytes:
-    """The request body for one instance."""
-    return json.dumps({"instances": [{"history": list(history), "candidates": list(candidates)}]}).encode()
+def encode_request(instances: Sequence[Instance]) -> bytes:
+    """The request body for ``instances``."""
+    body = {"instances": [{"history": list(h), "candidates": list(c)} for h, c in instances]}
+    return json.dumps(body).encode()
 
 
-def decode_scores(body: bytes, n_candidates: int, *, source: str) -> list[float]:
-    """The first prediction's scores; ``RankerUnavailableError`` naming ``source`` if malformed."""
+def decode_scores(body: bytes, instances: Sequence[Instance], *, source: str) -> list[list[float]]:
+    """One score list per instance; ``RankerUnavailableError`` naming ``source`` if malformed."""
     try:
         payload: Any = json.loads(body)
-        scores = payload["predictions"][0]["scores"]
-        result = [float(s) for s in scores]
+        predictions = payload["predictions"]
+        result = [[float(s) for s in p["scores"]] for p in predictions]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise RankerUnavailableError(f"{source}: malformed response: {exc}") from exc
-    if len(result) != n_candidates:
-        raise RankerUnavailableError(f"{source}: {len(result)} scores for {n_candidates} candidates")
+    if len(result) != len(instances):
+        raise RankerUnavailableError(f"{source}: {len(result)} predictions for {len(instances)} instances")
+    for scores, (_, candidates) in zip(result, instances, strict=True):
+        if len(scores) != len(candidates):
+            raise RankerUnavailableError(f"{source}: {len(scores)} scores for {len(candidates)} candidates")
     return result
+
+
+def score_in_chunks(
+    instances: Sequence[Instance], invoke: Callable[[Sequence[Instance]], list[list[float]]]
+) -> list[list[float]]:
+    """Scores of ``instances`` through ``invoke`` (one endpoint request), at most
+    ``MAX_INSTANCES_PER_CALL`` instances per request; instances without candidates are not sent."""
+    out: list[list[float]] = [[] for _ in instances]
+    asked = [i for i, (_, candidates) in enumerate(instances) if candidates]
+    for start in range(0, len(asked), MAX_INSTANCES_PER_CALL):
+        part = asked[start : start + MAX_INSTANCES_PER_CALL]
+        for i, scores in zip(part, invoke([instances[i] for i in part]), strict=True):
+            out[i] = scores
+    return out
 
 
 class HttpRanker:
@@ -49,12 +70,16 @@ class HttpRanker:
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def score(self, history: Sequence[str], candidates: Sequence[str], *, timeout_s: float) -> list[float]:
-        if not candidates:
-            return []
+        return self.score_many([(history, candidates)], timeout_s=timeout_s)[0]
+
+    def score_many(self, instances: Sequence[Instance], *, timeout_s: float) -> list[list[float]]:
+        return score_in_chunks(instances, lambda part: self._invoke(part, timeout_s))
+
+    def _invoke(self, instances: Sequence[Instance], timeout_s: float) -> list[list[float]]:
         url = f"{self.base_url}/invocations"
         request = urllib.request.Request(
             url,
-            data=encode_request(history, candidates),
+            data=encode_request(instances),
             headers={"Content-Type": CONTENT_TYPE, "Accept": CONTENT_TYPE},
             method="POST",
         )
@@ -66,7 +91,7 @@ class HttpRanker:
             raise RankerUnavailableError(f"{url}: HTTP {exc.code}: {detail}") from exc
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             raise RankerUnavailableError(f"{url}: {exc}") from exc
-        return decode_scores(body, len(candidates), source=url)
+        return decode_scores(body, instances, source=url)
 
     def describe(self) -> str:
         return self.base_url

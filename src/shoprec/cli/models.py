@@ -21,7 +21,7 @@ from shoprec.cli.common import (
     progress_bars,
     stdout_console,
 )
-from shoprec.training.config import TrainConfig
+from shoprec.training.config import SAMPLED_SOFTMAX_MIN_ITEMS, TrainConfig
 
 if TYPE_CHECKING:
     from shoprec.training.trainer import EpochLog
@@ -77,27 +77,53 @@ def train(
     ] = _DEFAULTS.max_minutes,
     seed: Annotated[int, typer.Option(help="Random seed.")] = _DEFAULTS.seed,
     threads: Annotated[int, typer.Option(help="Torch threads (0: all cores).")] = _DEFAULTS.threads,
+    loss: Annotated[
+        str,
+        typer.Option(
+            help="full (softmax over every item), sampled (sampled softmax with logQ correction), or auto "
+            f"(sampled from {SAMPLED_SOFTMAX_MIN_ITEMS} items up)."
+        ),
+    ] = _DEFAULTS.loss,
+    negatives: Annotated[
+        int, typer.Option(help="Sampled softmax: item tokens drawn per training step, shared by the batch.")
+    ] = _DEFAULTS.negatives,
+    negative_power: Annotated[
+        float,
+        typer.Option(
+            help="Sampled softmax: draw negatives ∝ count ** power over the training data (0: uniform)."
+        ),
+    ] = _DEFAULTS.negative_power,
+    device: Annotated[
+        str,
+        typer.Option(help="auto | cpu | cuda: where training runs (auto: a GPU when torch sees one, bf16)."),
+    ] = _DEFAULTS.device,
     checkpoint_dir: Annotated[
         Path | None, typer.Option(help="Save/resume training state here (e.g. for spot instances).")
     ] = None,
 ) -> None:
-    """Train popularity, item-CF and the Transformer ranker; evaluate; write the artifact bundle."""
-    from shoprec.training.pipeline import metrics_table, run_training
+    """Train popularity, item-CF and the Transformer ranker, fit their fusion on the validation targets,
+    evaluate every model and the served pipeline, and write the artifact bundle."""
+    from shoprec.training.pipeline import PIPELINE, metrics_table, run_training
 
-    config = TrainConfig(
-        hidden=hidden,
-        blocks=blocks,
-        heads=heads,
-        max_len=max_len,
-        dropout=dropout,
-        lr=lr,
-        batch_size=batch_size,
-        max_epochs=max_epochs,
-        patience=patience,
-        max_minutes=max_minutes,
-        seed=seed,
-        threads=threads,
-    )
+    with cli_errors():  # TrainConfig's checks name the field ("loss must be one of ...")
+        config = TrainConfig(
+            hidden=hidden,
+            blocks=blocks,
+            heads=heads,
+            max_len=max_len,
+            dropout=dropout,
+            lr=lr,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            patience=patience,
+            max_minutes=max_minutes,
+            seed=seed,
+            threads=threads,
+            loss=loss,
+            negatives=negatives,
+            negative_power=negative_power,
+            device=device,
+        )
     with cli_errors(), progress_bars() as progress:
         report = run_training(
             dataset,
@@ -108,10 +134,15 @@ def train(
             checkpoint_dir=checkpoint_dir,
             ui=RichTrainingUI(progress),
         )
-    for split in ("test", "valid"):
-        for protocol in ("full", "sampled"):
+    for split, protocols in (("test", ("full", "sampled")), ("valid", ("full",))):
+        for protocol in protocols:
             title = f"{split} · {protocol} ranking" + (" (inflated)" if protocol == "sampled" else "")
             _print_table(title, metrics_table(report.metrics, split, protocol))
+    served = report.metrics["test"]["full"][PIPELINE]
+    console.print(
+        f"[bold]served pipeline[/] (fusion {report.extra['fusion']['chosen']}) · test · full ranking · "
+        f"HR@10 {served['HR@10']:.4f} · NDCG@10 {served['NDCG@10']:.4f}"
+    )
     console.print(
         f"bundle [bold]{report.out_dir}[/] version {report.manifest.short_version} · "
         f"training {report.train_seconds:.0f} s · total {report.total_seconds:.0f} s"
@@ -125,13 +156,16 @@ def evaluate(
         str, typer.Option(help="full (all items) | sampled (99 negatives; inflated)")
     ] = "full",
     model: Annotated[
-        str, typer.Option(help="transformer | transformer-int8 | item-cf | popularity")
-    ] = "transformer",
+        str,
+        typer.Option(
+            help="pipeline (the list the API serves) | transformer | transformer-int8 | item-cf | popularity"
+        ),
+    ] = "pipeline",
     fmt: FormatOpt = "auto",
     data_root: DataRootOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
-    """Evaluate a bundle's model on the dataset's leave-one-out test targets."""
+    """Evaluate a bundle on the dataset's leave-one-out test targets: the served pipeline or one model."""
     from shoprec.evaluation.bundle_eval import evaluate_bundle
 
     if protocol not in ("full", "sampled"):

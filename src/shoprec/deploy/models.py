@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shoprec.adapters.aws.s3_artifacts import S3ArtifactStore, parse_s3_url, upload_bundle
-from shoprec.artifacts.bundle import MANIFEST, Manifest, verify_bundle
+from shoprec.artifacts import MANIFEST, Manifest, verify_bundle
 from shoprec.deploy.errors import DeploymentError
 from shoprec.errors import ArtifactError, BackendUnavailableError
 

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
-from shoprec.artifacts.bundle import load_bundle
+from shoprec.artifacts import load_bundle
 from shoprec.endpoint.batcher import BatcherOverloadedError, BatchingConfig, MicroBatcher
 from shoprec.endpoint.settings import CPU
 from shoprec.errors import ArtifactError, RankerUnavailableError
@@ -98,7 +98,7 @@ def create_endpoint_app(
         raise ArtifactError(
             f"{model_dir}: bundle version {bundle.model_version} is not the expected {expected_version}"
         )
-    ranker = LocalOnnxRanker(bundle, threads=threads, providers=providers)
+    ranker = LocalOnnxRanker.from_bundle(bundle, threads=threads, providers=providers)
     batcher = MicroBatcher(ranker.score_many, batching)
     app = FastAPI(title="shoprec ranking endpoint", version=ranker.model_version)
     app.state.batcher = batcher

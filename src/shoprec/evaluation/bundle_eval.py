@@ -1,7 +1,9 @@
-"""Evaluate the models of an artifact bundle on a dataset's leave-one-out test targets (``shoprec evaluate``).
+"""Evaluate an artifact bundle on a dataset's leave-one-out test targets (``shoprec evaluate``).
 
-Uses what serving uses: the exported ONNX ranker through onnxruntime and the bundle's recall arrays, so
-the figures describe the shipped artifacts, not the training-time torch model.
+Uses what serving uses: ``pipeline`` (the default) is the whole recommendation pipeline as the API builds
+it from the bundle (:mod:`shoprec.evaluation.pipeline_eval`); the single models are the exported ONNX
+ranker through onnxruntime and the bundle's recall arrays. The figures describe the shipped artifacts, not
+the training-time torch model.
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from shoprec.artifacts.bundle import RANKER_INT8_ONNX, RANKER_ONNX, Bundle, load_bundle
+from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
+from shoprec.artifacts import Bundle, load_bundle
+from shoprec.catalog import CatalogIndex
 from shoprec.data import Dataset, leave_one_out, load_dataset
 from shoprec.errors import ArtifactError
+from shoprec.evaluation.pipeline_eval import evaluate_pipeline
 from shoprec.evaluation.protocol import EvalResult, Scorer, evaluate
+from shoprec.pipeline import build_pipeline
 from shoprec.ranking.onnx_ranker import OnnxRanker
+from shoprec.recall.itemcf import ItemCFNeighbours
 from shoprec.recall.popularity import PopularityRecall
 
-BUNDLE_MODELS = ("transformer", "transformer-int8", "item-cf", "popularity")
+BUNDLE_MODELS = ("pipeline", "transformer", "transformer-int8", "item-cf", "popularity")
 
 
 def evaluate_bundle(
@@ -26,7 +33,7 @@ def evaluate_bundle(
     dataset: str | Path,
     *,
     protocol: str = "full",
-    model: str = "transformer",
+    model: str = "pipeline",
     fmt: str = "auto",
     data_root: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -39,6 +46,17 @@ def evaluate_bundle(
     bundle = load_bundle(artifacts)
     ds = remap_to_bundle(load_dataset(dataset, fmt, data_root=data_root), bundle)
     split = leave_one_out(ds)
+    if model == "pipeline":
+        pipeline = build_pipeline(
+            bundle, CatalogIndex.from_bundle(bundle), LocalOnnxRanker.from_bundle(bundle, threads=0)
+        )
+        return evaluate_pipeline(
+            pipeline,
+            split.test_histories(),
+            split.test_targets,
+            protocol,  # type: ignore[arg-type]
+            progress=progress,
+        )
     scorer, batch_size = bundle_scorer(bundle, model)
     return evaluate(
         scorer,
@@ -55,16 +73,23 @@ def bundle_scorer(bundle: Bundle, model: str) -> tuple[Scorer, int]:
     """A full-catalogue scorer for ``model`` and the batch size that keeps its memory modest."""
     n = bundle.n_items
     if model in ("transformer", "transformer-int8"):
-        ranker_info = bundle.manifest.extra.get("ranker", {})
-        if "max_len" not in ranker_info:
-            raise ArtifactError(f"{bundle.path}: manifest extra.ranker.max_len is missing")
-        name = RANKER_ONNX if model == "transformer" else RANKER_INT8_ONNX
-        ranker = OnnxRanker(bundle.file(name), n_items=n, max_len=int(ranker_info["max_len"]))
+        spec = bundle.pipeline.ranker
+        if spec is None or (model == "transformer-int8" and spec.int8_file is None):
+            raise ArtifactError(f"{bundle.path}: the bundle has no {model} ranker")
+        name = spec.file if model == "transformer" else spec.int8_file
+        assert name is not None
+        ranker = OnnxRanker(bundle.file(name), n_items=n, max_len=spec.max_len)
         # score_all gathers [batch, n_items, hidden] float32 candidate embeddings: keep that near 64 MB.
         hidden = int(bundle.item_embeddings.shape[1])
         return ranker.score_all, max(1, min(256, 16_000_000 // max(n * hidden, 1)))
     if model == "item-cf":
-        return (lambda histories: bundle.itemcf.score_histories(histories, n)), 256
+        cf_spec = bundle.pipeline.itemcf
+        itemcf = ItemCFNeighbours(indices=bundle.itemcf_indices, scores=bundle.itemcf_scores)
+        return (
+            lambda histories: itemcf.score_histories(
+                histories, n, max_history=cf_spec.max_history, decay=cf_spec.decay
+            )
+        ), 256
     return PopularityRecall(bundle.popularity).score_histories, 256
 
 

@@ -44,7 +44,16 @@ FloatArray = npt.NDArray[np.float32]
 Scorer = Callable[[list[IntArray]], npt.NDArray[np.floating[Any]]]
 Protocol = Literal["full", "sampled"]
 
-__all__ = ["EvalResult", "FloatArray", "IntArray", "Protocol", "Scorer", "evaluate", "top_k_items"]
+__all__ = [
+    "EvalResult",
+    "FloatArray",
+    "IntArray",
+    "Protocol",
+    "Scorer",
+    "evaluate",
+    "sample_negatives",
+    "top_k_items",
+]
 
 
 @dataclass(frozen=True)
@@ -254,6 +263,30 @@ def _sample_negatives(
     offset = np.arange(b, dtype=np.int64)[:, None] * (n_items + 2)
     pos = np.searchsorted(below + f_rows * (n_items + 2), j + offset, side="right")
     return np.asarray(j + pos - starts[:, None], dtype=np.int64)
+
+
+def sample_negatives(
+    histories: Sequence[IntArray],
+    targets: npt.ArrayLike,
+    n_items: int,
+    *,
+    n_negatives: int = 99,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> IntArray:
+    """The negatives ``[users, n_negatives]`` that :func:`evaluate`'s sampled protocol draws for the same
+    arguments, so that other rankers (the whole pipeline) are scored against the very same items."""
+    tgt = np.asarray(targets, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(histories), n_negatives), dtype=np.int64)
+    for start in range(0, len(histories), batch_size):
+        stop = min(start + batch_size, len(histories))
+        batch = [_check_history(histories[u], u, n_items) for u in range(start, stop)]
+        lens = np.fromiter((h.size for h in batch), dtype=np.int64, count=stop - start)
+        h_rows = np.repeat(np.arange(stop - start, dtype=np.int64), lens)
+        h_cols = np.concatenate(batch) if lens.sum() else np.zeros(0, dtype=np.int64)
+        out[start:stop] = _sample_negatives(rng, h_rows, h_cols, tgt[start:stop], n_items, n_negatives, start)
+    return out
 
 
 def evaluate(

@@ -1,12 +1,17 @@
 """Recall channels: each finds a few hundred candidate items for a user's recent items, with a reason.
 
 A channel is anything with a ``name`` and ``recall(context, n)`` (:class:`RecallChannel`); the
-recommendation service asks each configured channel for its quota and merges the lists
+recommendation pipeline asks each configured channel for its quota and merges the lists
 (:mod:`shoprec.recall.merge`).  Channels honour :meth:`RecallContext.allowed_mask`, so filters and the
 exclusion of seen items happen *before* the budget is spent, not after.
 
 Scores are each channel's own scale (item-CF similarity sums, dot products, interaction counts); the
 merge normalises them.  Candidates come back best first, ties broken by the smaller item index.
+
+Fusion needs every channel's opinion of every candidate, including candidates another channel found:
+``signal(context, items)`` is the channel's score of any items (item-CF similarity sum, dot product,
+``log1p`` of the interaction count), and ``reasons(context, items)`` explains them, so the final list
+can name whichever source contributed most to an item's fused score.
 
 Serving code: numpy only.
 """
@@ -19,15 +24,16 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from shoprec.artifacts.specs import EMBEDDING_CHANNEL, ITEMCF_CHANNEL, POPULARITY_CHANNEL
 from shoprec.catalog import BoolArray, CatalogIndex, IntArray
-from shoprec.domain import Candidate
 from shoprec.recall.itemcf import DEFAULT_DECAY, DEFAULT_MAX_HISTORY, ItemCFNeighbours
 
 FloatArray = npt.NDArray[np.float32]
 
-ITEMCF = "itemcf"
-EMBEDDING = "embedding"
-POPULARITY = "popularity"
+ITEMCF = ITEMCF_CHANNEL
+EMBEDDING = EMBEDDING_CHANNEL
+POPULARITY = POPULARITY_CHANNEL
+EMBEDDING_REASON = "similar to items you viewed"
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,14 +59,37 @@ class RecallContext:
         return mask
 
 
+@dataclass(frozen=True, eq=False)
+class Recalled:
+    """A channel's candidates: item indices best first and the channel's scores of them."""
+
+    items: IntArray
+    scores: FloatArray
+
+    @classmethod
+    def none(cls) -> Recalled:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return int(self.items.size)
+
+
 class RecallChannel(Protocol):
     """A named source of candidates."""
 
     @property
     def name(self) -> str: ...
 
-    def recall(self, context: RecallContext, n: int) -> list[Candidate]:
-        """At most ``n`` candidates allowed by ``context``, best first, each with ``channels=[name]``."""
+    def recall(self, context: RecallContext, n: int) -> Recalled:
+        """At most ``n`` candidates allowed by ``context``, best first (ties: the smaller index)."""
+        ...
+
+    def signal(self, context: RecallContext, items: IntArray) -> FloatArray:
+        """The channel's score of each of ``items`` for ``context`` (whether it would recall them or not)."""
+        ...
+
+    def reasons(self, context: RecallContext, items: IntArray) -> list[str]:
+        """Why the channel would recommend each of ``items`` (the reason of :meth:`recall`'s candidates)."""
         ...
 
 
@@ -144,24 +173,53 @@ class ItemCFChannel:
         self.max_history = max_history
         self.decay = decay
 
-    def recall(self, context: RecallContext, n: int) -> list[Candidate]:
+    def recall(self, context: RecallContext, n: int) -> Recalled:
         recent = context.recent
         if recent.size == 0 or n <= 0:
-            return []
+            return Recalled.none()
         scores = self.itemcf.score_histories(
             [recent], self.catalog.n_items, max_history=self.max_history, decay=self.decay
         )[0]
         positive = scores > 0
         mask = context.allowed_mask(scores.size)
         idx = top_n(scores, n, positive if mask is None else positive & mask)
-        if idx.size == 0:
-            return []
-        source = self.attribute(recent, idx).tolist()
-        reasons = {h: f"because you viewed {self.catalog.short_title(h)}" for h in set(source)}
-        return [
-            Candidate(item=i, score=s, channels=[self.name], reason=reasons[h])
-            for i, s, h in zip(idx.tolist(), scores[idx].tolist(), source, strict=True)
-        ]
+        return Recalled(idx, scores[idx])
+
+    def signal(self, context: RecallContext, items: IntArray) -> FloatArray:
+        if context.recent.size == 0:
+            return np.zeros(items.size, dtype=np.float32)
+        row = self.itemcf.score_histories(
+            [context.recent], self.catalog.n_items, max_history=self.max_history, decay=self.decay
+        )[0]
+        out: FloatArray = row[items]
+        return out
+
+    def reasons(self, context: RecallContext, items: IntArray) -> list[str]:
+        if context.recent.size == 0 or items.size == 0:
+            return ["" for _ in range(items.size)]
+        source = self.attribute(context.recent, items).tolist()
+        text = {h: f"because you viewed {self.catalog.short_title(h)}" for h in set(source)}
+        return [text[h] for h in source]
+
+    def proximity(self, recent: IntArray, items: IntArray) -> tuple[FloatArray, FloatArray]:
+        """For each of ``items``: its similarity to the most recent item, and the age (0 = the most
+        recent) of the most recent of the last ``max_history`` items that lists it among its neighbours
+        (``max_history`` when none does). Recency of the co-occurrence, for the stacking features."""
+        last = np.zeros(items.size, dtype=np.float32)
+        age = np.full(items.size, float(self.max_history), dtype=np.float32)
+        if recent.size == 0 or items.size == 0:
+            return last, age
+        hist = recent[-self.max_history :][::-1]  # most recent first
+        nb_idx = self.itemcf.indices[hist].astype(np.int64)  # [H, k]
+        column = np.full(self.catalog.n_items, -1, dtype=np.int64)
+        column[items] = np.arange(items.size)
+        cols = np.where(nb_idx >= 0, column[np.maximum(nb_idx, 0)], -1)
+        hit = cols >= 0
+        first = cols[0][hit[0]]
+        last[first] = self.itemcf.scores[hist[0]][hit[0]]
+        ages = np.broadcast_to(np.arange(hist.size, dtype=np.float32)[:, None], cols.shape)
+        np.minimum.at(age, cols[hit], ages[hit])
+        return last, age
 
     def attribute(self, recent: IntArray, items: IntArray) -> IntArray:
         """For each of ``items``, the recent item contributing most to its score (ties: the most recent).
@@ -216,17 +274,22 @@ class EmbeddingChannel:
         vec: npt.NDArray[np.float32] = (weights @ self.embeddings[tail]) / weights.sum()
         return vec
 
-    def recall(self, context: RecallContext, n: int) -> list[Candidate]:
+    def recall(self, context: RecallContext, n: int) -> Recalled:
         if context.recent.size == 0 or n <= 0:
-            return []
+            return Recalled.none()
         idx, scores = self.index.search(
             self.query_vector(context.recent), n, context.exclude, allowed=context.allowed
         )
-        reason = "similar to items you viewed"
-        return [
-            Candidate(item=i, score=s, channels=[self.name], reason=reason)
-            for i, s in zip(idx.tolist(), scores.tolist(), strict=True)
-        ]
+        return Recalled(idx, scores)
+
+    def signal(self, context: RecallContext, items: IntArray) -> FloatArray:
+        if context.recent.size == 0:
+            return np.zeros(items.size, dtype=np.float32)
+        out: FloatArray = self.embeddings[items] @ self.query_vector(context.recent)
+        return out
+
+    def reasons(self, context: RecallContext, items: IntArray) -> list[str]:
+        return [EMBEDDING_REASON] * items.size
 
 
 class PopularityChannel:
@@ -242,18 +305,27 @@ class PopularityChannel:
         self.catalog = catalog
         # Global order by (-popularity, index), computed once; a request only filters it.
         self._order = np.lexsort((np.arange(pop.size), -pop)).astype(np.int64)
-        self.reasons = [
+        self._log_popularity: FloatArray = np.log1p(np.maximum(pop, 0.0)).astype(np.float32)
+        # Each item's place in the popularity order as a fraction: 1.0 for the best seller, 0.0 for the last.
+        self.percentile: FloatArray = np.empty(pop.size, dtype=np.float32)
+        self.percentile[self._order] = 1.0 - np.arange(pop.size) / max(pop.size - 1, 1)
+        self.reason_of = [
             f"popular in {leaf}" if (leaf := catalog.leaf_category(i)) else "popular now"
             for i in range(catalog.n_items)
         ]
 
-    def recall(self, context: RecallContext, n: int) -> list[Candidate]:
+    def recall(self, context: RecallContext, n: int) -> Recalled:
         if n <= 0:
-            return []
+            return Recalled.none()
         mask = context.allowed_mask(self.catalog.n_items)
         order = self._order if mask is None else self._order[mask[self._order]]
         top = order[:n]
-        return [
-            Candidate(item=i, score=s, channels=[self.name], reason=self.reasons[i])
-            for i, s in zip(top.tolist(), self.popularity[top].tolist(), strict=True)
-        ]
+        return Recalled(top, self.popularity[top])
+
+    def signal(self, context: RecallContext, items: IntArray) -> FloatArray:
+        """``log1p`` of the interaction count: counts are heavy-tailed, so a min-max over raw counts would
+        leave every item but the few best sellers near zero."""
+        return self._log_popularity[items]
+
+    def reasons(self, context: RecallContext, items: IntArray) -> list[str]:
+        return [self.reason_of[i] for i in items.tolist()]

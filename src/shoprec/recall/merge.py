@@ -26,8 +26,7 @@ from types import MappingProxyType
 import numpy as np
 import numpy.typing as npt
 
-from shoprec.domain import Candidate
-from shoprec.recall.channels import EMBEDDING, ITEMCF, POPULARITY
+from shoprec.recall.channels import EMBEDDING, ITEMCF, POPULARITY, Recalled
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -63,58 +62,77 @@ class MergePolicy:
         return min(self.quotas.get(channel, self.budget), self.budget)
 
 
-def merge_candidates(
-    lists: Sequence[tuple[str, Sequence[Candidate]]], policy: MergePolicy | None = None
-) -> list[Candidate]:
+@dataclass(frozen=True, eq=False)
+class Merged:
+    """The merged candidate list: ``items`` and ``scores`` ``[C]``, best first; for the merged lists
+    ``names`` ``[L]``: ``found[c, l]`` (list ``l`` holds item ``c``), ``ranks[c, l]`` (its 0-based position
+    there, ``-1`` when absent) and ``best[c]`` (the list contributing most to the score)."""
+
+    names: tuple[str, ...]
+    items: IntArray
+    scores: FloatArray
+    found: npt.NDArray[np.bool_]
+    ranks: IntArray
+    best: IntArray
+
+    @property
+    def size(self) -> int:
+        return int(self.items.size)
+
+    def channels(self, row: int) -> list[str]:
+        """The names of the lists that found candidate ``row``, in list order."""
+        return [name for name, hit in zip(self.names, self.found[row].tolist(), strict=True) if hit]
+
+
+def merge_candidates(lists: Sequence[tuple[str, Recalled]], policy: MergePolicy | None = None) -> Merged:
     """Merge ``(channel name, candidates best first)`` pairs as described in the module docstring.
 
-    Each channel's list is cut to its quota first; a channel listing an item twice counts it once.  The
-    arithmetic runs on arrays and :class:`Candidate` objects are built for the kept items only; the
-    input candidates are not modified.
+    Each channel's list is cut to its quota first; a channel listing an item twice counts it once (at its
+    first position); a channel named twice counts once.
     """
     policy = policy or MergePolicy()
     names: list[str] = []
     items: list[IntArray] = []
     parts: list[FloatArray] = []
-    reasons: list[str] = []
-    for name, candidates in lists:
-        head = candidates[: policy.quota(name)]
-        if not head or name in names:
+    positions: list[IntArray] = []
+    for name, recalled in lists:
+        quota = policy.quota(name)
+        item, score = recalled.items[:quota], recalled.scores[:quota].astype(np.float64)
+        if item.size == 0 or name in names:
             continue
-        item = np.fromiter((c.item for c in head), dtype=np.int64, count=len(head))
-        score = np.fromiter((c.score for c in head), dtype=np.float64, count=len(head))
         lo, hi = float(score.min()), float(score.max())
         norm = (score - lo) / (hi - lo) if hi > lo else np.ones_like(score)
         _, first = np.unique(item, return_index=True)
         first.sort()
         names.append(name)
-        items.append(item[first])
+        items.append(item[first].astype(np.int64, copy=False))
         parts.append(policy.weight(name) * norm[first])
-        reasons.extend(head[i].reason for i in first.tolist())
+        positions.append(first.astype(np.int64))
     if not names:
-        return []
+        empty = np.zeros(0, dtype=np.int64)
+        return Merged(
+            (), empty, np.zeros(0), np.zeros((0, 0), dtype=np.bool_), np.zeros((0, 0), np.int64), empty
+        )
 
     item = np.concatenate(items)
     part = np.concatenate(parts)
+    position = np.concatenate(positions)
     channel = np.repeat(np.arange(len(names)), [a.size for a in items])
     uniq, inverse = np.unique(item, return_inverse=True)
-    total = np.bincount(inverse, weights=part, minlength=uniq.size)
-    # Per item, the entry with the largest part (ties: the earlier channel) gives the reason.
+    total: FloatArray = np.bincount(inverse, weights=part, minlength=uniq.size).astype(np.float64)
+    # Per item, the entry with the largest part (ties: the earlier channel) names the best channel.
     by_part = np.lexsort((channel, -part, inverse))
     group_start = np.flatnonzero(np.r_[True, inverse[by_part][1:] != inverse[by_part][:-1]])
-    best_entry = by_part[group_start]  # indexed like uniq
-    found_by = np.zeros(uniq.size, dtype=np.int64)
-    np.bitwise_or.at(found_by, inverse, 1 << channel)
+    best = channel[by_part[group_start]]  # indexed like uniq
+    ranks = np.full((uniq.size, len(names)), -1, dtype=np.int64)
+    ranks[inverse, channel] = position
 
     keep = np.lexsort((uniq, -total))[: policy.budget]
-    sets = {m: tuple(n for c, n in enumerate(names) if m >> c & 1) for m in set(found_by[keep].tolist())}
-    return [
-        Candidate(item=i, score=sc, channels=list(sets[m]), reason=reasons[entry])
-        for i, sc, m, entry in zip(
-            uniq[keep].tolist(),
-            total[keep].tolist(),
-            found_by[keep].tolist(),
-            best_entry[keep].tolist(),
-            strict=True,
-        )
-    ]
+    return Merged(
+        names=tuple(names),
+        items=uniq[keep],
+        scores=total[keep],
+        found=ranks[keep] >= 0,
+        ranks=ranks[keep],
+        best=best[keep].astype(np.int64),
+    )

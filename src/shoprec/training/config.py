@@ -33,7 +33,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     batch_size: int = 128
-    max_epochs: int = 200
+    max_epochs: int = 16
     patience: int = 5
     max_minutes: float = 12.0
     warmup_steps: int = 100

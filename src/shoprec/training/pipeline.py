@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,10 +11,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
-from shoprec.artifacts.bundle import (
+from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
+from shoprec.artifacts import (
     CATALOG,
+    FUSION,
     ITEM_EMBEDDINGS,
     ITEM_IDS,
     ITEMCF,
@@ -21,18 +25,27 @@ from shoprec.artifacts.bundle import (
     RANKER_INT8_ONNX,
     RANKER_ONNX,
     BundleWriter,
+    ItemCFSpec,
     Manifest,
+    PipelineSpec,
+    RankerSpec,
     dataset_summary,
 )
+from shoprec.catalog import CatalogIndex
 from shoprec.data import Dataset, Split, leave_one_out, load_dataset
 from shoprec.evaluation import evaluate
+from shoprec.evaluation.pipeline_eval import evaluate_fusions, evaluate_pipeline
 from shoprec.evaluation.protocol import Scorer
+from shoprec.pipeline import Prepared, assemble_pipeline
+from shoprec.ranking.features import feature_matrix
+from shoprec.ranking.fusion import RankerFusion
 from shoprec.ranking.onnx_ranker import OnnxRanker
 from shoprec.ranking.tokens import left_pad
 from shoprec.recall.itemcf import ItemCFNeighbours, fit_itemcf
 from shoprec.recall.popularity import PopularityRecall, fit_popularity
 from shoprec.training.config import TrainConfig
 from shoprec.training.export import export_onnx, parity_max_abs_diff, quantize_int8
+from shoprec.training.fusion import StackingModel, check_fitted_on_train, fit_fusions, pointwise_metrics
 from shoprec.training.sasrec import SASRec
 from shoprec.training.trainer import EpochLog, train_sasrec
 
@@ -41,7 +54,19 @@ METRICS_JSON = "metrics.json"
 TRAINING_LOG = "training_log.json"
 CURVES_PNG = "training_curves.png"
 
-MODELS = ("popularity", "item-cf", "transformer")
+PIPELINE = "pipeline"
+MODELS = (
+    "popularity",
+    "item-cf",
+    "transformer",
+    "pipeline:ranker",
+    "pipeline:equal",
+    "pipeline:weighted",
+    "pipeline:stacking",
+    PIPELINE,
+)
+"""Rows of the report's tables: the single models, the pipeline with each fusion, and the pipeline as
+served (the fusion chosen on the validation targets)."""
 PROTOCOLS = ("full", "sampled")
 KS = (5, 10, 20)
 TABLE_METRICS = ("HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR", "AUC", "Coverage@10")
@@ -55,6 +80,29 @@ class TrainingUI(Protocol):
     def progress(self, task: str, done: int, total: int) -> None: ...
 
     def epoch(self, log: EpochLog, best: float) -> None: ...
+
+
+class _StageClock:
+    """Passes everything to ``ui`` and times each stage (from its ``stage`` call to the next one)."""
+
+    def __init__(self, ui: TrainingUI) -> None:
+        self.ui = ui
+        self._stages: list[tuple[str, float]] = []
+
+    def stage(self, name: str) -> None:
+        self._stages.append((name, time.perf_counter()))
+        self.ui.stage(name)
+
+    def progress(self, task: str, done: int, total: int) -> None:
+        self.ui.progress(task, done, total)
+
+    def epoch(self, log: EpochLog, best: float) -> None:
+        self.ui.epoch(log, best)
+
+    def seconds(self) -> dict[str, float]:
+        """Seconds per stage so far, the current one up to now."""
+        ends = [t for _, t in self._stages[1:]] + [time.perf_counter()]
+        return {name: round(end - start, 1) for (name, start), end in zip(self._stages, ends, strict=True)}
 
 
 class _SilentUI:
@@ -101,18 +149,21 @@ def run_training(
     checkpoint_dir: Path | None = None,
     ui: TrainingUI | None = None,
 ) -> TrainReport:
-    """Train every model on ``dataset``, evaluate on validation and test, write the bundle to ``out_dir``."""
+    """Train every model on ``dataset``, fit the fusion on the validation targets, evaluate the single models
+    and the whole served pipeline on the test targets, and write the bundle to ``out_dir``."""
     config = config or TrainConfig()
-    ui = ui or _SilentUI()
+    ui = _StageClock(ui or _SilentUI())
     t_start = time.perf_counter()
     ui.stage("loading data")
     ds = load_dataset(dataset, fmt, data_root=data_root, progress=lambda d, t: ui.progress("load", d, t))
     split = leave_one_out(ds)
     n = ds.n_items
+    catalog_rows = _catalog_rows(ds) if ds.catalog is not None else []
+    catalog = CatalogIndex.build(ds.item_ids, {row["item_id"]: row for row in catalog_rows})
 
     ui.stage("fitting popularity and item-CF")
-    # Validation scores use models fitted on seq[:-2]; test scores (and the bundle) use seq[:-1], the
-    # same history the test protocol feeds every model.
+    # Validation candidates use models fitted on seq[:-2]; test candidates (and the bundle) use seq[:-1],
+    # the same history the test protocol feeds every model.
     train_plus_valid = split.train_with_valid()
     pop_valid = PopularityRecall(fit_popularity(split.train, n))
     pop_test = PopularityRecall(fit_popularity(train_plus_valid, n))
@@ -150,8 +201,10 @@ def run_training(
         on_epoch=on_epoch,
     )
     model = result.model
+    embeddings = model.item_table().detach().numpy().astype(np.float32)
+    train_seconds = time.perf_counter() - t_start
 
-    ui.stage("evaluating")
+    ui.stage("evaluating the single models")
     scorers: dict[str, dict[str, Scorer]] = {
         "valid": {
             "popularity": pop_valid.score_histories,
@@ -166,8 +219,10 @@ def run_training(
     }
     targets = {"valid": (valid_h, split.valid_targets), "test": (split.test_histories(), split.test_targets)}
     metrics: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    for split_name, (hist, tgt) in targets.items():
-        for protocol in PROTOCOLS:
+    # Validation figures are for the learning curve and model choice: the full protocol is enough there.
+    for split_name, protocols in (("valid", ("full",)), ("test", PROTOCOLS)):
+        hist, tgt = targets[split_name]
+        for protocol in protocols:
             for model_name, scorer in scorers[split_name].items():
                 res = evaluate(
                     scorer,
@@ -180,47 +235,110 @@ def run_training(
                 )
                 metrics.setdefault(split_name, {}).setdefault(protocol, {})[model_name] = res.metrics
 
-    ui.stage("exporting ONNX and writing the bundle")
     with BundleWriter(out_dir) as writer:
+        ui.stage("exporting ONNX")
         onnx_path = export_onnx(model, writer.path_for(RANKER_ONNX))
         int8_path = quantize_int8(onnx_path, writer.path_for(RANKER_INT8_ONNX))
         export_report = _check_export(model, config, split, ds, onnx_path, int8_path, metrics, ui)
+        ranker = LocalOnnxRanker(onnx_path, ds.item_ids, max_len=config.max_len, threads=config.threads)
+        spec = PipelineSpec(
+            itemcf=ItemCFSpec(fit=_itemcf_params()),
+            ranker=RankerSpec(max_len=config.max_len),
+        )
+
+        ui.stage("fitting the fusion on the validation targets")
+        check_fitted_on_train(split, split.train, "the Transformer")  # train_sasrec was given split.train
+        valid_pipeline = assemble_pipeline(
+            spec,
+            catalog,
+            popularity=pop_valid.popularity,
+            itemcf=cf_valid,
+            embeddings=embeddings,
+            ranker=ranker,
+            fusion=RankerFusion(),
+        )
+        fusion = fit_fusions(
+            valid_pipeline,
+            split,
+            fitted_on=split.train,
+            seed=config.seed,
+            threads=config.threads,
+            progress=_progress_to(ui, "validation candidates"),
+        )
+
+        ui.stage("evaluating the served pipeline")
+        test_pipeline = assemble_pipeline(
+            spec,
+            catalog,
+            popularity=pop_test.popularity,
+            itemcf=cf_test,
+            embeddings=embeddings,
+            ranker=ranker,
+            fusion=fusion.fusion,
+        )
+        pointwise = _Pointwise(fusion.stacker)
+        variants = evaluate_fusions(
+            test_pipeline,
+            fusion.variants,
+            split.test_histories(),
+            split.test_targets,
+            ks=KS,
+            on_batch=pointwise.add,
+            progress=_progress_to(ui, "test/full/pipeline"),
+        )
+        full = metrics["test"]["full"]
+        for name, res in variants.items():
+            full[f"{PIPELINE}:{name}"] = res.metrics
+        full[PIPELINE] = variants[fusion.chosen].metrics
+        sampled = evaluate_pipeline(
+            test_pipeline,
+            split.test_histories(),
+            split.test_targets,
+            "sampled",
+            ks=KS,
+            progress=_progress_to(ui, "test/sampled/pipeline"),
+        )
+        metrics["test"]["sampled"][PIPELINE] = sampled.metrics
+        fusion_report = {**fusion.summary(), "stacking_pointwise_test": pointwise.metrics()}
+
+        ui.stage("writing the bundle")
+        if fusion.chosen == "stacking":
+            writer.add_npz(FUSION, fusion.stacker.ensemble.to_arrays())
         writer.add_json(ITEM_IDS, ds.item_ids)
         writer.add_npy(POPULARITY, pop_test.popularity)
         writer.add_npz(ITEMCF, {"indices": cf_test.indices, "scores": cf_test.scores})
-        writer.add_npy(ITEM_EMBEDDINGS, model.item_table().detach().numpy().astype(np.float32))
-        if ds.catalog is not None:
-            writer.add_jsonl(CATALOG, _catalog_rows(ds))
+        writer.add_npy(ITEM_EMBEDDINGS, embeddings)
+        if catalog_rows:
+            writer.add_jsonl(CATALOG, catalog_rows)
         total_seconds = time.perf_counter() - t_start
-        timings = {"train_seconds": round(result.seconds, 1), "total_seconds": round(total_seconds, 1)}
+        timings = {
+            "train_seconds": round(result.seconds, 1),
+            "total_seconds": round(total_seconds, 1),
+        }
         training_log = {
             "epochs": [vars(e) for e in result.epochs],
             "best_epoch": result.best_epoch,
             "best_valid_ndcg10": result.best_valid_ndcg10,
             "stopped_by": result.stopped_by,
+            "loss": result.loss,
+            "device": result.device,
             **timings,
+            "stage_seconds": ui.seconds(),
         }
         writer.add_json(TRAINING_LOG, training_log)
-        writer.add_json(METRICS_JSON, metrics)
+        writer.add_json(METRICS_JSON, {**metrics, "fusion": fusion_report})
         plot_training_curves(result.epochs, metrics, writer.path_for(CURVES_PNG))
         writer.add_bytes(
             REPORT_MD,
-            render_report(ds, config, metrics, training_log, export_report).encode("utf-8"),
+            render_report(ds, config, metrics, training_log, export_report, fusion_report).encode("utf-8"),
         )
         hyper = {"transformer": config.to_dict(), "item-cf": _itemcf_params()}
         manifest = writer.commit(
             dataset=dataset_summary(ds),
             hyperparameters=hyper,
-            metrics={"test": metrics["test"], "valid": metrics["valid"]},
+            metrics={"test": metrics["test"], "valid": metrics["valid"], "fusion": fusion_report},
+            pipeline=spec.model_copy(update={"fusion": fusion.fusion.spec}),
             extra={
-                "ranker": {
-                    "file": RANKER_ONNX,
-                    "int8_file": RANKER_INT8_ONNX,
-                    "max_len": config.max_len,
-                    "inputs": {"item_seq": "int64 [batch, max_len], item index + 1, left-padded with 0"},
-                    "candidates": "int64 [batch, C], item index + 1",
-                    "output": "scores float32 [batch, C]",
-                },
                 "export": export_report,
                 "training": {k: v for k, v in training_log.items() if k != "epochs"},
             },
@@ -231,8 +349,40 @@ def run_training(
         metrics=metrics,
         train_seconds=result.seconds,
         total_seconds=time.perf_counter() - t_start,
-        extra=export_report,
+        extra={**export_report, "fusion": fusion_report, "setup_and_training_seconds": train_seconds},
     )
+
+
+class _Pointwise:
+    """The stacker's predicted relevance against the labels of every (test user, candidate) pair, summed
+    batch by batch while the pipeline is evaluated (the seed's accuracy, MSE, MAE and RMSE)."""
+
+    def __init__(self, stacker: StackingModel) -> None:
+        self.stacker = stacker
+        self.n = 0
+        self.sums = {"accuracy": 0.0, "MSE": 0.0, "MAE": 0.0}
+
+    def add(self, prepared: Prepared, targets: npt.NDArray[np.int64]) -> None:
+        sets = [
+            (s, t) for s, t in zip(prepared.signals(), targets.tolist(), strict=True) if s.ranker is not None
+        ]
+        if not sets:
+            return
+        X = feature_matrix([s for s, _ in sets], self.stacker.features)
+        labels = np.concatenate([s.items == t for s, t in sets])
+        part = pointwise_metrics(self.stacker.probability(X), labels)
+        rows = int(labels.size)
+        for key in self.sums:
+            self.sums[key] += part[key] * rows
+        self.n += rows
+
+    def metrics(self) -> dict[str, float]:
+        if not self.n:
+            return {}
+        out = {key: value / self.n for key, value in self.sums.items()}
+        out["RMSE"] = math.sqrt(out["MSE"])
+        out["pairs"] = float(self.n)
+        return out
 
 
 def train_replica(
@@ -366,7 +516,7 @@ def plot_training_curves(
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     ax1.plot(xs, [e.train_loss for e in epochs], marker="o")
     ax1.set_xlabel("epoch")
-    ax1.set_ylabel("train loss (full softmax CE)")
+    ax1.set_ylabel("train loss (softmax cross-entropy)")
     ax1.set_title("Transformer training loss")
     ax2.plot(xs, [e.valid_ndcg10 for e in epochs], marker="o", label="transformer")
     for name, style in (("item-cf", "--"), ("popularity", ":")):
@@ -401,7 +551,9 @@ def render_report(
     metrics: dict[str, dict[str, dict[str, dict[str, float]]]],
     training_log: dict[str, Any],
     export_report: dict[str, Any],
+    fusion_report: dict[str, Any],
 ) -> str:
+    served = metrics["test"]["full"][PIPELINE]
     lines = [
         f"# shoprec training report: {ds.name}",
         "",
@@ -409,19 +561,61 @@ def render_report(
         f"{ds.n_interactions} interactions. Leave-one-out split.",
         f"Transformer: {json.dumps(config.to_dict())}",
         f"Best epoch {training_log['best_epoch']} (valid NDCG@10 {training_log['best_valid_ndcg10']:.4f}), "
-        f"stopped by {training_log['stopped_by']}; training {training_log['train_seconds']} s, "
-        f"whole run {training_log['total_seconds']} s.",
+        f"stopped by {training_log['stopped_by']}, {training_log['loss']} softmax on "
+        f"{training_log['device']}; training {training_log['train_seconds']} s, "
+        f"whole run {training_log['total_seconds']} s ("
+        + ", ".join(f"{name} {sec:g} s" for name, sec in training_log.get("stage_seconds", {}).items())
+        + ").",
+        "",
+        f"**Served pipeline** (fusion `{fusion_report['chosen']}`), test, full ranking: "
+        f"HR@10 {served['HR@10']:.4f}, NDCG@10 {served['NDCG@10']:.4f}.",
+        "",
+        "`pipeline:<fusion>` rows are the list the API serves (recall, ranking, that fusion, re-rank with",
+        "the serving defaults), scored under the full protocol (a target not in the list is a miss);",
+        "`pipeline` is the fusion chosen on the validation targets. MRR and AUC need a score for every",
+        "item: the pipeline has them under the sampled protocol only (see the pipeline table for MRR@20).",
         "",
     ]
-    for split in ("test", "valid"):
-        for protocol in PROTOCOLS:
+    for split, protocols in (("test", PROTOCOLS), ("valid", ("full",))):
+        for protocol in protocols:
             label = " (inflated: target vs 99 sampled negatives)" if protocol == "sampled" else ""
             lines += [f"## {split}, {protocol} ranking{label}", ""]
             lines.append("| model | " + " | ".join(TABLE_METRICS) + " |")
             lines.append("|---" * (len(TABLE_METRICS) + 1) + "|")
             lines += ["| " + " | ".join(row) + " |" for row in metrics_table(metrics, split, protocol)]
             lines.append("")
-    lines += ["## ONNX export", ""]
+    full = metrics["test"]["full"]
+    recall_key = next((k for k in served if k.startswith("Recall@")), "")
+    mrr_key = next((k for k in served if k.startswith("MRR@")), "")
+    lines += [
+        "## The pipeline's fusions (test, full ranking)",
+        "",
+        f"| fusion | HR@10 | NDCG@10 | {mrr_key} | {recall_key} (candidates) | degraded | compare NDCG@10 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, score in fusion_report["holdout_ndcg10"].items():
+        row = full.get(f"{PIPELINE}:{name}", {})
+        mark = " (chosen)" if name == fusion_report["chosen"] else ""
+        cells = [_fmt(row.get(key)) for key in ("HR@10", "NDCG@10", mrr_key, recall_key, "Degraded")]
+        lines.append(f"| {name}{mark} | " + " | ".join(cells) + f" | {score:.4f} |")
+    weights = ", ".join(f"{k} {v:g}" for k, v in fusion_report["weights"].items())
+    importance = sorted(fusion_report["stacking_feature_importance"].items(), key=lambda kv: -kv[1])
+    pointwise = fusion_report["stacking_pointwise_test"]
+    lines += [
+        "",
+        f"Fusions are fitted on {fusion_report['examples']} validation users whose target was recalled "
+        f"({fusion_report['valid_recall']:.1%} of them) and compared by NDCG@10 within the candidates of "
+        f"{fusion_report['compare_users']} of them held out from fitting (`compare NDCG@10`); test targets "
+        "are never used.",
+        f"Tuned weights: {weights}. Stacking: {fusion_report['stacking_rounds']} LambdaRank rounds; "
+        "top features by gain " + ", ".join(f"{name} {share:.0%}" for name, share in importance[:6]) + ".",
+        "",
+        "Stacking's predicted relevance (Platt-scaled) on the test (user, candidate) pairs: "
+        + ", ".join(f"{k} {v:.4g}" for k, v in pointwise.items()),
+        "",
+        "## ONNX export",
+        "",
+    ]
     lines += [f"- {k}: {v:.6g}" if isinstance(v, float) else f"- {k}: {v}" for k, v in export_report.items()]
     lines.append("")
     return "\n".join(lines)

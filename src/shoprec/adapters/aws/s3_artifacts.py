@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shoprec.adapters.aws.clients import aws_client
-from shoprec.artifacts.bundle import (
+from shoprec.artifacts import (
     MANIFEST,
     FileEntry,
     Manifest,

@@ -8,8 +8,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shoprec.adapters.aws.clients import aws_client
-from shoprec.adapters.http_ranker import CONTENT_TYPE, decode_scores, encode_request
+from shoprec.adapters.http_ranker import CONTENT_TYPE, decode_scores, encode_request, score_in_chunks
 from shoprec.errors import RankerUnavailableError
+from shoprec.ports import Instance
 
 
 class SageMakerRanker:
@@ -26,8 +27,12 @@ class SageMakerRanker:
         self._client = client
 
     def score(self, history: Sequence[str], candidates: Sequence[str], *, timeout_s: float) -> list[float]:
-        if not candidates:
-            return []
+        return self.score_many([(history, candidates)], timeout_s=timeout_s)[0]
+
+    def score_many(self, instances: Sequence[Instance], *, timeout_s: float) -> list[list[float]]:
+        return score_in_chunks(instances, lambda part: self._invoke(part, timeout_s))
+
+    def _invoke(self, instances: Sequence[Instance], timeout_s: float) -> list[list[float]]:
         client = self._client
         if client is None:
             client = aws_client("sagemaker-runtime", timeout_s=timeout_s, max_attempts=1)
@@ -36,12 +41,12 @@ class SageMakerRanker:
                 EndpointName=self.endpoint_name,
                 ContentType=CONTENT_TYPE,
                 Accept=CONTENT_TYPE,
-                Body=encode_request(history, candidates),
+                Body=encode_request(instances),
             )
             body = response["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise RankerUnavailableError(f"{self.describe()}: {exc}") from exc
-        return decode_scores(body, len(candidates), source=self.describe())
+        return decode_scores(body, instances, source=self.describe())
 
     def describe(self) -> str:
         return f"sagemaker://{self.endpoint_name}"

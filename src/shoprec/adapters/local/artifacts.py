@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shoprec.artifacts.bundle import verify_bundle
+from shoprec.artifacts import verify_bundle
 
 
 class LocalArtifactStore:

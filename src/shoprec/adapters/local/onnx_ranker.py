@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from shoprec.artifacts.bundle import RANKER_ONNX, Bundle
+from shoprec.artifacts import Bundle
 from shoprec.errors import ArtifactError, RankerUnavailableError
+from shoprec.ports import Instance
 from shoprec.ranking.onnx_ranker import CPU_PROVIDERS, OnnxRanker
 
 log = logging.getLogger(__name__)
-
-Instance = tuple[Sequence[str], Sequence[str]]
-"""One scoring request: (history item ids, oldest first; candidate item ids)."""
 
 
 class LocalOnnxRanker:
@@ -29,21 +29,49 @@ class LocalOnnxRanker:
     logged; the scores are still returned and the caller decides whether it is too late to use them.
     """
 
-    def __init__(self, bundle: Bundle, threads: int = 1, providers: Sequence[str] = CPU_PROVIDERS) -> None:
-        ranker_cfg = bundle.manifest.extra.get("ranker")
-        max_len = ranker_cfg.get("max_len") if isinstance(ranker_cfg, dict) else None
-        if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 1:
-            raise ArtifactError(
-                f"{bundle.path}: manifest field 'extra.ranker.max_len' must be a positive integer, "
-                f"got {max_len!r}"
-            )
+    def __init__(
+        self,
+        model_path: Path,
+        item_ids: Sequence[str],
+        *,
+        max_len: int,
+        threads: int = 1,
+        providers: Sequence[str] = CPU_PROVIDERS,
+        model_version: str = "",
+    ) -> None:
+        """The ONNX ranker at ``model_path`` over the catalogue ``item_ids`` (position = item index)."""
         self.max_len = max_len
-        self.model_version = bundle.model_version
-        self._model_path = bundle.file(RANKER_ONNX)
+        self.model_version = model_version
+        self._model_path = model_path
         self._ranker = OnnxRanker(
-            self._model_path, n_items=bundle.n_items, max_len=max_len, threads=threads, providers=providers
+            model_path, n_items=len(item_ids), max_len=max_len, threads=threads, providers=providers
         )
-        self._index = {item_id: i for i, item_id in enumerate(bundle.item_ids)}
+        self._index = {item_id: i for i, item_id in enumerate(item_ids)}
+
+    @classmethod
+    def from_bundle(
+        cls,
+        bundle: Bundle,
+        *,
+        threads: int = 1,
+        providers: Sequence[str] = CPU_PROVIDERS,
+        int8: bool = False,
+    ) -> LocalOnnxRanker:
+        """The bundle's ranker (``pipeline.ranker``); ``int8`` loads its int8 variant instead."""
+        spec = bundle.pipeline.ranker
+        if spec is None:
+            raise ArtifactError(f"{bundle.path}: the bundle's pipeline has no ranker")
+        if int8 and spec.int8_file is None:
+            raise ArtifactError(f"{bundle.path}: the bundle has no int8 ranker")
+        name = spec.int8_file if int8 and spec.int8_file else spec.file
+        return cls(
+            bundle.file(name),
+            bundle.item_ids,
+            max_len=spec.max_len,
+            threads=threads,
+            providers=providers,
+            model_version=bundle.model_version,
+        )
 
     @property
     def providers(self) -> list[str]:
@@ -55,19 +83,9 @@ class LocalOnnxRanker:
         return list(dict.fromkeys(i for i in item_ids if i not in self._index))
 
     def score(self, history: Sequence[str], candidates: Sequence[str], *, timeout_s: float) -> list[float]:
-        start = time.perf_counter()
-        scores = self.score_many([(history, candidates)])[0]
-        elapsed = time.perf_counter() - start
-        if elapsed > timeout_s:
-            log.warning(
-                "ranker took %.1f ms for %d candidates, over its %.1f ms budget",
-                elapsed * 1000,
-                len(candidates),
-                timeout_s * 1000,
-            )
-        return scores
+        return self.score_many([(history, candidates)], timeout_s=timeout_s)[0]
 
-    def score_many(self, instances: Sequence[Instance]) -> list[list[float]]:
+    def score_many(self, instances: Sequence[Instance], *, timeout_s: float = math.inf) -> list[list[float]]:
         """Scores for several (history, candidates) pairs in one onnxruntime call.
 
         Candidate lists are padded to the longest with item 0 and the padding cut off again; a score
@@ -86,10 +104,19 @@ class LocalOnnxRanker:
         matrix = np.zeros((len(rows), width), dtype=np.int64)
         for b, row in enumerate(rows):
             matrix[b, : len(row)] = row
+        start = time.perf_counter()
         try:
             scores = self._ranker.score(histories, matrix)
         except Exception as exc:  # onnxruntime's own exception types do not share a narrower base
             raise RankerUnavailableError(f"{self.describe()}: inference failed: {exc}") from exc
+        elapsed = time.perf_counter() - start
+        if elapsed > timeout_s:
+            log.warning(
+                "ranker took %.1f ms for %d instances, over its %.1f ms budget",
+                elapsed * 1000,
+                len(instances),
+                timeout_s * 1000,
+            )
         return [scores[b, : len(row)].tolist() for b, row in enumerate(rows)]
 
     def describe(self) -> str:

@@ -1,0 +1,165 @@
+"""Typed descriptions of the models in a bundle: what the recommendation pipeline needs to rebuild itself.
+
+The manifest's ``pipeline`` object (schema version 2) is a :class:`PipelineSpec`: one spec per model of the
+pipeline (popularity, item-CF, item embeddings, the sequence ranker, the fusion of their scores) plus the
+recall budget. Training writes it; serving reads it and builds the same pipeline that offline evaluation
+ran. Every field is validated when the manifest is read, and an error names the field
+(``manifest field 'pipeline.ranker.max_len' ...``).
+
+This module describes files and parameters only; the code that runs the models lives in ``recall/``,
+``ranking/`` and ``pipeline/`` and reads these specs, never the other way round.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# --- file names: writer (training) and loader (serving) agree on these ---------------------------------
+MANIFEST: Final = "manifest.json"
+ITEM_IDS: Final = "item_ids.json"  # JSON list of the dataset's item ids (strings); position = item index
+POPULARITY: Final = "popularity.npy"  # float32 [n_items]
+ITEMCF: Final = "itemcf.npz"  # arrays "indices" int32 [n_items, k] (-1 padded), "scores" float32 [n_items, k]
+ITEM_EMBEDDINGS: Final = "item_embeddings.npy"  # float32 [n_items, d]
+CATALOG: Final = "catalog.jsonl"  # optional; one JSON object per line with "item_id" plus metadata
+RANKER_ONNX: Final = "ranker.onnx"  # optional; the ranking model, found with Bundle.file(RANKER_ONNX)
+RANKER_INT8_ONNX: Final = "ranker.int8.onnx"  # optional; its int8 dynamically quantised variant
+FUSION: Final = "fusion.npz"  # optional; the stacking model's arrays (see shoprec.ranking.trees)
+
+REQUIRED_FILES: Final = (ITEM_IDS, POPULARITY, ITEMCF, ITEM_EMBEDDINGS)
+
+# --- names of the pipeline's score sources ---------------------------------------------------------------
+RANKER: Final = "ranker"
+ITEMCF_CHANNEL: Final = "itemcf"
+EMBEDDING_CHANNEL: Final = "embedding"
+POPULARITY_CHANNEL: Final = "popularity"
+CHANNELS: Final = (ITEMCF_CHANNEL, EMBEDDING_CHANNEL, POPULARITY_CHANNEL)
+"""The recall channels, in the order the pipeline asks them (their order breaks ties in the merge)."""
+SOURCES: Final = (RANKER, *CHANNELS)
+"""Every score a fusion can weigh: the ranker's and each recall channel's."""
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Decay = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PopularitySpec(_Spec):
+    """Interaction counts of the training data: the cold-start list and a small recall channel."""
+
+    file: str = POPULARITY
+
+
+class ItemCFSpec(_Spec):
+    """The item-to-item neighbour table and how a user's history is scored against it.
+
+    ``max_history`` and ``decay`` are the scoring parameters (``ItemCFNeighbours.score_histories``); the
+    fitting parameters are recorded for reference (they are baked into the table).
+    """
+
+    file: str = ITEMCF
+    max_history: PositiveInt = 20
+    decay: Decay = 0.7
+    fit: dict[str, float | int | None] = Field(default_factory=dict)
+
+
+class EmbeddingSpec(_Spec):
+    """Item vectors (the Transformer's item table) and the recency-weighted query over recent items."""
+
+    file: str = ITEM_EMBEDDINGS
+    last: PositiveInt = 5
+    decay: Decay = 0.7
+
+
+class RankerSpec(_Spec):
+    """The sequence model that scores candidates: an ONNX graph with inputs ``item_seq`` int64
+    ``[batch, max_len]`` (item index + 1, left-padded with 0) and ``candidates`` int64 ``[batch, C]``
+    (item index + 1), output ``scores`` float32 ``[batch, C]``."""
+
+    kind: Literal["sasrec"] = "sasrec"
+    file: str = RANKER_ONNX
+    int8_file: str | None = RANKER_INT8_ONNX
+    max_len: PositiveInt = 50
+
+
+class RecallSpec(_Spec):
+    """How many candidates each channel may contribute (``quotas``), how their min-max normalised scores
+    are weighted in the merge (``weights``), and the total candidate ``budget`` handed to ranking."""
+
+    budget: PositiveInt = 300
+    quotas: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: {ITEMCF_CHANNEL: 200, EMBEDDING_CHANNEL: 150, POPULARITY_CHANNEL: 100}
+    )
+    weights: dict[str, NonNegativeFloat] = Field(
+        default_factory=lambda: {ITEMCF_CHANNEL: 1.0, EMBEDDING_CHANNEL: 0.6, POPULARITY_CHANNEL: 0.2}
+    )
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> RecallSpec:
+        for name in (*self.quotas, *self.weights):
+            if name not in CHANNELS:
+                raise ValueError(f"unknown recall channel {name!r}; expected one of {', '.join(CHANNELS)}")
+        return self
+
+
+FusionKind = Literal["ranker", "weighted", "stacking"]
+
+
+class FusionSpec(_Spec):
+    """How the final score of a candidate is made from the ranker's and the channels' scores.
+
+    ``ranker``: the ranker's score alone (the recall scores only choose the candidates).
+    ``weighted``: ``sum_s weights[s] * minmax_s(score)`` over the sources ``s`` (ranker and channels),
+    min-max normalised over the user's candidates; equal weights and weights tuned on validation targets
+    are both of this kind (``variant`` says which).
+    ``stacking``: a learned second-stage ranker (a tree ensemble in ``file``) over the per-candidate
+    ``features``, in that column order.
+    """
+
+    kind: FusionKind = "ranker"
+    variant: str = ""
+    weights: dict[str, NonNegativeFloat] = Field(default_factory=dict)
+    file: str | None = None
+    features: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _complete(self) -> FusionSpec:
+        if self.kind == "weighted":
+            unknown = [s for s in self.weights if s not in SOURCES]
+            if unknown:
+                raise ValueError(f"unknown score source(s) {unknown}; expected {', '.join(SOURCES)}")
+            if not any(w > 0 for w in self.weights.values()):
+                raise ValueError("weighted fusion needs at least one positive weight")
+        if self.kind == "stacking" and (not self.file or not self.features):
+            raise ValueError("stacking fusion needs 'file' and 'features'")
+        return self
+
+    @property
+    def uses_ranker(self) -> bool:
+        """Whether the fused score needs the ranker's scores (else the ranker is not called)."""
+        if self.kind == "weighted":
+            return self.weights.get(RANKER, 0.0) > 0
+        if self.kind == "stacking":
+            return any(name.startswith(RANKER) for name in self.features)
+        return True
+
+
+class PipelineSpec(_Spec):
+    """Every model of the recommendation pipeline and how they are combined (the manifest's ``pipeline``)."""
+
+    popularity: PopularitySpec = Field(default_factory=PopularitySpec)
+    itemcf: ItemCFSpec = Field(default_factory=ItemCFSpec)
+    embedding: EmbeddingSpec = Field(default_factory=EmbeddingSpec)
+    ranker: RankerSpec | None = Field(default_factory=RankerSpec)
+    recall: RecallSpec = Field(default_factory=RecallSpec)
+    fusion: FusionSpec = Field(default_factory=FusionSpec)
+
+    @model_validator(mode="after")
+    def _ranker_for_fusion(self) -> PipelineSpec:
+        if self.ranker is None and self.fusion.uses_ranker:
+            raise ValueError(f"fusion '{self.fusion.kind}' uses the ranker, but the pipeline has none")
+        return self

@@ -1,0 +1,101 @@
+"""Building the recommendation pipeline from a bundle: the models its manifest describes, wired together.
+
+The composition root (:mod:`shoprec.container`) calls it for serving and
+:mod:`shoprec.evaluation.pipeline_eval` for offline evaluation, so both run the very same object.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from shoprec.artifacts import Bundle, PipelineSpec
+from shoprec.catalog import CatalogIndex
+from shoprec.errors import ArtifactError
+from shoprec.pipeline.core import RecommendationPipeline
+from shoprec.ports import Ranker
+from shoprec.ranking.fusion import Fusion, fusion_from_spec
+from shoprec.recall.channels import (
+    EmbeddingChannel,
+    ItemCFChannel,
+    PopularityChannel,
+    RecallChannel,
+    VectorIndex,
+)
+from shoprec.recall.itemcf import ItemCFNeighbours
+from shoprec.recall.merge import MergePolicy
+
+
+def build_pipeline(
+    bundle: Bundle,
+    catalog: CatalogIndex,
+    ranker: Ranker | None,
+    *,
+    candidates: int | None = None,
+    latency_budget_ms: float = 150.0,
+    fusion: Fusion | None = None,
+    vector_index: VectorIndex | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> RecommendationPipeline:
+    """The pipeline of ``bundle.pipeline``: its channels, merge policy and fusion.
+
+    ``candidates`` overrides the bundle's recall budget, ``fusion`` its fusion (offline comparisons),
+    ``vector_index`` the exact inner-product search of the embedding channel (an ANN index).
+    Raises ``ArtifactError`` when a model file is malformed.
+    """
+    if catalog.n_items != bundle.n_items:
+        raise ValueError(f"catalog has {catalog.n_items} items, the bundle {bundle.n_items}")
+    try:
+        itemcf = ItemCFNeighbours(indices=bundle.itemcf_indices, scores=bundle.itemcf_scores)
+        fused = fusion or fusion_from_spec(bundle.pipeline.fusion, bundle.arrays)
+    except ValueError as exc:
+        raise ArtifactError(f"{bundle.path}: {exc}") from exc
+    return assemble_pipeline(
+        bundle.pipeline,
+        catalog,
+        popularity=bundle.popularity,
+        itemcf=itemcf,
+        embeddings=bundle.item_embeddings,
+        ranker=ranker,
+        fusion=fused,
+        candidates=candidates,
+        latency_budget_ms=latency_budget_ms,
+        vector_index=vector_index,
+        clock=clock,
+    )
+
+
+def assemble_pipeline(
+    spec: PipelineSpec,
+    catalog: CatalogIndex,
+    *,
+    popularity: npt.NDArray[np.float32],
+    itemcf: ItemCFNeighbours,
+    embeddings: npt.NDArray[np.float32],
+    ranker: Ranker | None,
+    fusion: Fusion,
+    candidates: int | None = None,
+    latency_budget_ms: float = 150.0,
+    vector_index: VectorIndex | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> RecommendationPipeline:
+    """The pipeline ``spec`` describes, over models given as objects (training builds one from the models
+    fitted on the training split, before any bundle exists)."""
+    channels: list[RecallChannel] = [
+        ItemCFChannel(itemcf, catalog, max_history=spec.itemcf.max_history, decay=spec.itemcf.decay),
+        EmbeddingChannel(
+            embeddings, catalog, index=vector_index, last=spec.embedding.last, decay=spec.embedding.decay
+        ),
+        PopularityChannel(popularity, catalog),
+    ]
+    policy = MergePolicy(
+        budget=candidates if candidates is not None else spec.recall.budget,
+        weights=dict(spec.recall.weights),
+        quotas=dict(spec.recall.quotas),
+    )
+    return RecommendationPipeline(
+        catalog, channels, policy, ranker, fusion, latency_budget_s=latency_budget_ms / 1000.0, clock=clock
+    )
