@@ -52,6 +52,11 @@ def test_prepare_then_finish_is_recommend_and_a_prepared_batch_can_be_finished_b
     assert [listed(r) for r in pipeline.finish(prepared)] == [listed(r) for r in pipeline.recommend(REQUESTS)]
     cf_only = pipeline.with_fusion(WeightedFusion({"itemcf": 1.0}))
     assert [listed(r) for r in cf_only.finish(prepared)] == [listed(r) for r in cf_only.recommend(REQUESTS)]
+    unexplained = pipeline.finish(prepared, explain=False)
+    assert [[(c.item, c.score) for c in r.items] for r in unexplained] == [
+        [(c.item, c.score) for c in r.items] for r in pipeline.finish(prepared)
+    ]
+    assert all(c.reason == "" for r in unexplained for c in r.items)
     signals = prepared.signals()
     assert signals[0].ranker is not None
     assert signals[2].ranker is None  # cold start: the ranker is not asked

@@ -110,7 +110,7 @@ def evaluate_fusions(
         for k in ks_t:
             asked = prepared.with_k(k)
             for name, finisher in finishers.items():
-                collectors[name, k].add(start, finisher.finish(asked), tgt)
+                collectors[name, k].add(start, finisher.finish(asked, explain=False), tgt)
         if progress is not None:
             progress(stop, len(recent))
     budget = pipeline.merge_policy.budget

@@ -213,13 +213,16 @@ class RecommendationPipeline:
         laps.lap("rank")
         return Prepared(recalled, ranked, laps.laps)
 
-    def finish(self, prepared: Prepared) -> list[Recommendation]:
-        """The second half of :meth:`recommend`: fusion and re-rank of a prepared batch."""
+    def finish(self, prepared: Prepared, *, explain: bool = True) -> list[Recommendation]:
+        """The second half of :meth:`recommend`: fusion and re-rank of a prepared batch.
+
+        ``explain=False`` leaves the reasons empty (offline evaluation scores the lists, whose items and
+        scores are the same either way, and skips the per-item attribution)."""
         laps = _Laps(self.clock)
         recalled, ranked = prepared.recalled, prepared.ranked
         fused = self._fuse(recalled, ranked)
         laps.lap("fusion")
-        finals = [self._rerank(rec, scores) for rec, scores in zip(recalled, fused, strict=True)]
+        finals = [self._rerank(rec, scores, explain) for rec, scores in zip(recalled, fused, strict=True)]
         laps.lap("rerank")
         timings = {stage: round(ms, 3) for stage, ms in {**prepared.laps_ms, **laps.laps}.items()}
         return [
@@ -464,7 +467,7 @@ class RecommendationPipeline:
                     out[i] = fused
         return [f for f in out if f is not None]
 
-    def _rerank(self, rec: _Recalled, fused: Fused) -> list[Candidate]:
+    def _rerank(self, rec: _Recalled, fused: Fused, explain: bool = True) -> list[Candidate]:
         req = rec.request
         positions = rerank_positions(
             rec.signals.items,
@@ -476,13 +479,22 @@ class RecommendationPipeline:
             category=req.category,
             brand=req.brand,
         )
-        return self._candidates(rec, fused, positions)
+        return self._candidates(rec, fused, positions, explain)
 
-    def _candidates(self, rec: _Recalled, fused: Fused, positions: IntArray) -> list[Candidate]:
+    def _candidates(
+        self, rec: _Recalled, fused: Fused, positions: IntArray, explain: bool = True
+    ) -> list[Candidate]:
         """The candidates at ``positions``, in that order, with their fused score, the channels that found
         them and the reason of the source contributing most to the score (an item no source is credited
-        for is explained by recall's strongest source)."""
+        for is explained by recall's strongest source); without ``explain`` no reason."""
         items = rec.signals.items[positions]
+        if not explain:
+            return [
+                Candidate(item=item, score=score, channels=rec.channels[p])
+                for p, item, score in zip(
+                    positions.tolist(), items.tolist(), fused.scores[positions].tolist(), strict=True
+                )
+            ]
         sources = fused.strongest(positions)
         sources = np.where(sources >= 0, sources, rec.recall_source[positions])
         reasons = [""] * positions.size
