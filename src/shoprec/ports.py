@@ -42,14 +42,26 @@ class UserStateStore(Protocol):
 
 @runtime_checkable
 class Cache(Protocol):
-    """A byte cache with TTLs and tags (a tag groups the entries of one user for invalidation)."""
+    """A byte cache with TTLs and tags (a tag groups the entries of one user for invalidation).
+
+    Every tag also has a *generation*, an opaque token that :meth:`invalidate_tag` replaces with one the
+    tag never had before. A writer that reads the generation *before* reading the data it caches, and puts
+    the generation into the entry's key, can never make an entry computed from data older than an
+    invalidation reachable again: after the invalidation, readers look under the new generation.
+    """
 
     def get(self, key: str) -> bytes | None: ...
 
     def set(self, key: str, value: bytes, ttl_seconds: float, *, tags: Sequence[str] = ()) -> None: ...
 
+    def generation(self, tag: str) -> str:
+        """The tag's current generation (a short token, e.g. for a cache key). It changes with every
+        :meth:`invalidate_tag` and does not return to a value it had while entries keyed by it can live."""
+        ...
+
     def invalidate_tag(self, tag: str) -> int:
-        """Drop every entry stored with ``tag``; returns how many were dropped (best effort)."""
+        """Replace the tag's generation, then drop every entry stored with ``tag``; returns how many
+        entries were dropped. Raises ``BackendUnavailableError`` if either step failed."""
         ...
 
     def describe(self) -> str: ...

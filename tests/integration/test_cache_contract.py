@@ -125,3 +125,24 @@ def test_a_tag_outlives_short_entries_to_reach_longer_ones(subject: CacheUnderTe
 
 def test_describe_names_the_backend(subject: CacheUnderTest) -> None:
     assert subject.cache.describe().split("://")[0] in ("memory", "redis")
+
+
+def test_a_tag_keeps_its_generation_until_it_is_invalidated(subject: CacheUnderTest) -> None:
+    before = subject.cache.generation("user:a")
+    subject.cache.set("a1", b"1", 60, tags=["user:a"])
+    subject.cache.invalidate_tag("user:b")
+    assert subject.cache.generation("user:a") == before
+
+
+def test_every_invalidation_gives_the_tag_a_generation_it_never_had(subject: CacheUnderTest) -> None:
+    seen = [subject.cache.generation("t")]
+    for _ in range(20):
+        subject.cache.invalidate_tag("t")  # with or without entries
+        seen.append(subject.cache.generation("t"))
+    assert len(set(seen)) == len(seen)
+
+
+def test_generations_are_kept_per_tag(subject: CacheUnderTest) -> None:
+    other = subject.cache.generation("user:b")
+    subject.cache.invalidate_tag("user:a")
+    assert subject.cache.generation("user:b") == other

@@ -8,7 +8,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shoprec.adapters.aws.redis_cache import RedisCache, redact_url
+from shoprec.adapters.aws.redis_cache import (
+    GENERATION_TTL_S,
+    MAX_TAGGED_TTL_S,
+    NO_GENERATION,
+    RedisCache,
+    redact_url,
+)
 from shoprec.errors import BackendUnavailableError
 
 
@@ -51,7 +57,7 @@ def test_invalidating_a_large_tag_drops_every_entry(redis_url: str, raw: redis.R
     for i in range(1_200):
         cache.set(f"k{i}", b"v", 60, tags=["big"])
     assert cache.invalidate_tag("big") == 1_200
-    assert list(raw.scan_iter(match=f"{prefix}*")) == []
+    assert list(raw.scan_iter(match=f"{prefix}*")) == [f"{prefix}gen:big".encode()]  # the new generation
 
 
 def test_an_injected_client_is_used_as_is(redis_url: str, raw: redis.Redis, prefix: str) -> None:
@@ -70,6 +76,8 @@ def test_an_unreachable_server_is_reported_as_backend_unavailable(nowhere: str) 
         cache.set("k", b"v", 60, tags=["t"])
     with pytest.raises(BackendUnavailableError, match="invalidate failed"):
         cache.invalidate_tag("t")
+    with pytest.raises(BackendUnavailableError, match="GET generation failed"):
+        cache.generation("t")
 
 
 def test_describe_redacts_the_password() -> None:
@@ -82,3 +90,26 @@ def test_describe_redacts_the_password() -> None:
 def test_only_redis_urls_are_accepted() -> None:
     with pytest.raises(ValueError, match="redis:// or rediss://"):
         RedisCache("http://user:pw@localhost:6379")
+
+
+def test_an_invalidation_writes_a_fresh_generation_token_that_lives_a_week(
+    redis_url: str, raw: redis.Redis, prefix: str
+) -> None:
+    cache = RedisCache(redis_url, prefix=prefix)
+    assert cache.generation("user:u1") == NO_GENERATION
+    assert raw.exists(f"{prefix}gen:user:u1") == 0  # reading creates nothing
+    cache.invalidate_tag("user:u1")
+    token = raw.get(f"{prefix}gen:user:u1")
+    assert token is not None
+    assert cache.generation("user:u1") == token.decode() != NO_GENERATION
+    assert GENERATION_TTL_S * 1000 - 5_000 < raw.pttl(f"{prefix}gen:user:u1") <= GENERATION_TTL_S * 1000
+
+
+def test_a_tagged_entry_lives_at_most_a_day_so_generations_outlive_it(
+    redis_url: str, raw: redis.Redis, prefix: str
+) -> None:
+    cache = RedisCache(redis_url, prefix=prefix)
+    cache.set("tagged", b"v", 30 * 24 * 3600, tags=["t"])
+    cache.set("plain", b"v", 30 * 24 * 3600)
+    assert raw.pttl(f"{prefix}tagged") <= MAX_TAGGED_TTL_S * 1000 < GENERATION_TTL_S * 1000
+    assert raw.pttl(f"{prefix}plain") > MAX_TAGGED_TTL_S * 1000

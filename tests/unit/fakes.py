@@ -228,12 +228,14 @@ class DictStateStore:
 
 
 class DictCache:
-    """``Cache`` over a dict (TTLs recorded, not enforced); ``fail`` makes every call raise."""
+    """``Cache`` over a dict (TTLs recorded, not enforced); ``fail`` makes every call raise. A tag's
+    generation is the number of times it was invalidated."""
 
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
         self.ttls: dict[str, float] = {}
         self.tags: dict[str, set[str]] = {}
+        self.generations: dict[str, int] = {}
         self.fail = False
         self.gets = 0
         self.sets = 0
@@ -256,9 +258,14 @@ class DictCache:
         for tag in tags:
             self.tags.setdefault(tag, set()).add(key)
 
+    def generation(self, tag: str) -> str:
+        self._check()
+        return str(self.generations.get(tag, 0))
+
     def invalidate_tag(self, tag: str) -> int:
         self._check()
         self.invalidated.append(tag)
+        self.generations[tag] = self.generations.get(tag, 0) + 1
         keys = self.tags.pop(tag, set())
         for key in keys:
             self.data.pop(key, None)

@@ -94,3 +94,19 @@ def test_concurrent_use_keeps_the_cache_consistent() -> None:
 
 def test_describe() -> None:
     assert MemoryCache().describe() == "memory://"
+
+
+def test_forgotten_generations_move_up_never_back() -> None:
+    cache = MemoryCache(max_entries=3)
+    history: dict[str, list[str]] = {f"t{i}": [cache.generation(f"t{i}")] for i in range(10)}
+    for round_ in range(5):
+        for i in range(10):
+            if (i + round_) % 3:
+                cache.invalidate_tag(f"t{i}")
+            for tag, seen in history.items():
+                if cache.generation(tag) != seen[-1]:
+                    seen.append(cache.generation(tag))
+    assert len(cache._generations) <= 3
+    for seen in history.values():
+        numbers = [int(g) for g in seen]
+        assert numbers == sorted(set(numbers))  # strictly increasing: no generation comes back

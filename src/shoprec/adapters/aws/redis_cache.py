@@ -7,10 +7,18 @@ Commands are sent in non-transactional pipelines (no ``MULTI``) so that a cluste
 (``redis.RedisCluster``, passed in as the client) can spread the entry keys and tag sets over slots.
 Tag sets are kept alive at least as long as their longest-lived entry with ``PEXPIRE ... NX`` then
 ``PEXPIRE ... GT``, which needs Redis 7 (ElastiCache Serverless runs Redis OSS 7.1 / Valkey).
+
+A tag's generation is the string ``<prefix>gen:<tag>`` holds: a random 64-bit token written by every
+invalidation (``"0"`` while the key is absent). Tokens are never reused, and a token key lives
+``GENERATION_TTL_S`` (a week), far longer than any entry keyed by an earlier generation can live
+(tagged entries are capped at ``MAX_TAGGED_TTL_S``), so a generation never comes back while entries
+keyed by it exist. Each of these keys is read or written alone: no multi-key atomicity is needed, which
+keeps every command valid in cluster mode.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +31,13 @@ from shoprec.errors import BackendUnavailableError
 DEFAULT_PREFIX = "shoprec:"
 DEFAULT_SOCKET_TIMEOUT_S = 0.25
 """The cache must never cost more than a miss would: a slow Redis is treated as unavailable."""
+GENERATION_TTL_S = 7 * 24 * 3600
+"""How long a tag's generation token outlives the invalidation that wrote it."""
+MAX_TAGGED_TTL_S = 24 * 3600
+"""Longest life of a tagged entry: far below ``GENERATION_TTL_S``, leaving room for the request that
+computed it."""
+NO_GENERATION = "0"
+"""The generation of a tag that was never invalidated (or whose token expired)."""
 _POP_BATCH = 500
 
 
@@ -73,7 +88,7 @@ class RedisCache:
 
     def set(self, key: str, value: bytes, ttl_seconds: float, *, tags: Sequence[str] = ()) -> None:
         full_key = self.prefix + key
-        ttl_ms = int(ttl_seconds * 1000)
+        ttl_ms = int(min(ttl_seconds, MAX_TAGGED_TTL_S) * 1000 if tags else ttl_seconds * 1000)
         try:
             if ttl_ms <= 0:
                 self._client.delete(full_key)
@@ -89,14 +104,30 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             raise self._unavailable("SET", exc) from exc
 
+    def generation(self, tag: str) -> str:
+        try:
+            value = self._client.get(self._generation_key(tag))
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("GET generation", exc) from exc
+        if value is None:
+            return NO_GENERATION
+        return value.decode() if isinstance(value, bytes) else str(value)
+
     def invalidate_tag(self, tag: str) -> int:
         tag_key = self._tag_key(tag)
         dropped = 0
         try:
+            # The new generation first, in the same round trip as the first SPOP: from then on no reader
+            # looks under an earlier generation, whatever happens to the rest of the invalidation.
+            pipe = self._client.pipeline(transaction=False)
+            pipe.set(self._generation_key(tag), secrets.token_hex(8), px=GENERATION_TTL_S * 1000)
+            pipe.spop(tag_key, _POP_BATCH)
+            _, members = pipe.execute()
             # SPOP rather than SMEMBERS + DEL of the set: a key added concurrently is either popped here
             # or stays in the set for the next invalidation, never forgotten while its entry lives on.
-            while members := self._client.spop(tag_key, _POP_BATCH):
+            while members:
                 dropped += int(self._client.delete(*members))
+                members = self._client.spop(tag_key, _POP_BATCH)
         except (RedisError, OSError) as exc:
             raise self._unavailable("invalidate", exc) from exc
         return dropped
@@ -110,6 +141,9 @@ class RedisCache:
 
     def _tag_key(self, tag: str) -> str:
         return f"{self.prefix}tag:{tag}"
+
+    def _generation_key(self, tag: str) -> str:
+        return f"{self.prefix}gen:{tag}"
 
     def _unavailable(self, what: str, exc: Exception) -> BackendUnavailableError:
         return BackendUnavailableError(f"{self._description}: {what} failed: {type(exc).__name__}: {exc}")

@@ -22,6 +22,11 @@ class MemoryCache:
     Entries expire ``ttl_seconds`` after they are set (measured with ``clock``, ``time.monotonic`` by
     default; tests pass a fake clock instead of sleeping). When full, the least recently used entry is
     evicted. Each tag remembers the keys stored with it, so ``invalidate_tag`` drops exactly those.
+
+    Generations are numbers from one counter that only grows: an invalidation gives its tag the next
+    one. At most ``max_entries`` tags keep their own generation (the most recently invalidated); the
+    others share the *floor*, the counter's value when a tag's generation was last forgotten. A tag
+    therefore never gets back a generation it had: forgetting moves it up to the floor, never down.
     """
 
     def __init__(self, max_entries: int = 10_000, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -31,6 +36,9 @@ class MemoryCache:
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._tags: dict[str, set[str]] = {}
+        self._generations: OrderedDict[str, int] = OrderedDict()
+        self._counter = 0
+        self._floor = 0
         self._lock = threading.Lock()
 
     def get(self, key: str) -> bytes | None:
@@ -54,10 +62,21 @@ class MemoryCache:
                 self._tags.setdefault(tag, set()).add(key)
             self._evict()
 
+    def generation(self, tag: str) -> str:
+        with self._lock:
+            return str(self._generations.get(tag, self._floor))
+
     def invalidate_tag(self, tag: str) -> int:
         now = self._clock()
         dropped = 0
         with self._lock:
+            self._counter += 1
+            self._generations[tag] = self._counter
+            self._generations.move_to_end(tag)
+            while len(self._generations) > self.max_entries:
+                # The oldest tags fall back to the floor, which is above every generation they ever had.
+                self._generations.popitem(last=False)
+                self._floor = self._counter
             for key in self._tags.pop(tag, set()):
                 entry = self._remove(key)
                 if entry is not None and entry.expires_at > now:
