@@ -12,7 +12,7 @@ from tests.unit.fakes import (
 )
 
 from shoprec.errors import BackendUnavailableError, InvalidInputError
-from shoprec.services.events import EventService
+from shoprec.services.events import EventService, user_hash
 
 BUNDLE = make_bundle()
 CATALOG = make_catalog(BUNDLE)
@@ -75,19 +75,44 @@ def test_an_empty_batch_changes_nothing(service: EventService, state: DictStateS
     assert state.apply_calls == 0
 
 
-def test_cache_failures_do_not_fail_ingestion(
+def test_a_failed_invalidation_is_not_acknowledged_and_the_retry_completes_it(
     service: EventService, state: DictStateStore, cache: DictCache
 ) -> None:
     cache.fail = True
-    assert service.ingest([event("u1", "p1", 1)]).applied == 1
-    assert state.recent["u1"] == ["p1"]
-    assert service.delete_user("u1") is True
+    with pytest.raises(BackendUnavailableError, match="events stored"):
+        service.ingest([event("u1", "p1", 1)])
+    assert state.recent["u1"] == ["p1"]  # stored: the retry must not apply it twice
+    cache.fail = False
+    result = service.ingest([event("u1", "p1", 1)])
+    assert (result.applied, result.duplicates) == (0, 1)
+    assert cache.invalidated == ["u1"]  # a batch of duplicates still invalidates its users
+
+
+def test_a_deletion_whose_invalidation_fails_is_not_acknowledged_and_the_retry_completes_it(
+    service: EventService, state: DictStateStore, cache: DictCache
+) -> None:
+    service.ingest([event("u1", "p1", 1)])
+    cache.invalidated.clear()
+    cache.fail = True
+    with pytest.raises(BackendUnavailableError):
+        service.delete_user("u1")
+    assert "u1" not in state.recent
+    cache.fail = False
+    assert service.delete_user("u1") is False  # nothing left in the store ...
+    assert cache.invalidated == ["u1"]  # ... and the cache is clean now
 
 
 def test_state_store_failures_propagate(service: EventService, state: DictStateStore) -> None:
     state.fail = True
     with pytest.raises(BackendUnavailableError):
         service.ingest([event("u1", "p1", 1)])
+
+
+def test_the_audit_hash_is_keyed_and_hides_the_id() -> None:
+    assert user_hash("u1") == user_hash("u1")
+    assert user_hash("u1") != user_hash("u2")
+    assert user_hash("u1", b"another key") != user_hash("u1")
+    assert len(user_hash("u1")) == 32
 
 
 def test_delete_user_removes_state_and_cached_lists(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from tests.unit.fakes import (
 )
 
 from shoprec.catalog import CatalogIndex
-from shoprec.errors import InvalidInputError, NotFoundError
+from shoprec.errors import BackendUnavailableError, InvalidInputError, NotFoundError
 from shoprec.pipeline import build_pipeline
 from shoprec.services.recommendation import RecommendationService, user_cache_tag
 from shoprec.services.results import ListResult
@@ -113,7 +114,7 @@ def test_second_call_is_served_from_the_cache_without_ranking(world: World) -> N
 
 
 def test_cache_key_covers_every_parameter_and_normalises_filters(world: World) -> None:
-    key = world.svc.cache_key
+    key = functools.partial(world.svc.cache_key, generation="0")
     base = key("u1", 10)
     variants = [
         key("u2", 10),
@@ -121,10 +122,57 @@ def test_cache_key_covers_every_parameter_and_normalises_filters(world: World) -
         key("u1", 10, category="Lab"),
         key("u1", 10, brand="SEOH"),
         key("u1", 10, exclude_seen=False),
+        world.svc.cache_key("u1", 10, generation="1"),
     ]
-    assert len({base, *variants}) == 6
+    assert len({base, *variants}) == 7
     assert key("u1", 10, category=" lab  supplies") == key("u1", 10, category="Lab Supplies")
     assert key("u1", 10, category="") == base
+
+
+def test_the_generation_is_read_before_the_state(world: World) -> None:
+    """The order that makes a stale list unreachable: a list is filed under the generation that was
+    current before its state was read, so an invalidation in between retires it."""
+    order: list[str] = []
+    read_generation, read_state = world.cache.generation, world.state.recent_items
+
+    def generation(tag: str) -> str:
+        order.append("generation")
+        return read_generation(tag)
+
+    def recent_items(user: str) -> list[str]:
+        order.append("state")
+        return read_state(user)
+
+    world.cache.generation = generation  # type: ignore[method-assign]
+    world.state.recent_items = recent_items  # type: ignore[method-assign]
+    world.svc.recommend("u1", 5)
+    assert order == ["generation", "state"]
+
+
+def test_a_list_computed_before_an_invalidation_is_filed_under_the_retired_generation(world: World) -> None:
+    read_state = world.state.recent_items
+
+    def state_then_event(user: str) -> list[str]:
+        recent = read_state(user)
+        world.cache.invalidate_tag(user_cache_tag(user))  # an event lands while the list is computed
+        return recent
+
+    world.state.recent_items = state_then_event  # type: ignore[method-assign]
+    assert not world.svc.recommend("u1", 5).cached
+    world.state.recent_items = read_state  # type: ignore[method-assign]
+    assert not world.svc.recommend("u1", 5).cached
+    assert world.svc.recommend("u1", 5).cached
+
+
+def test_a_failing_generation_read_skips_the_cache_for_the_request(world: World) -> None:
+    def unavailable(tag: str) -> str:
+        raise BackendUnavailableError("cache down (fake)")
+
+    world.cache.generation = unavailable  # type: ignore[method-assign]
+    res = world.svc.recommend("u1", 5)
+    assert not res.cached
+    assert not res.degraded
+    assert world.cache.gets == world.cache.sets == 0
 
 
 def test_unknown_user_gets_popular_items_and_is_not_degraded(world: World) -> None:
@@ -203,7 +251,7 @@ def test_rank_reports_a_ranker_fallback(world: World) -> None:
 
 
 def test_corrupt_cache_entries_are_recomputed(world: World) -> None:
-    world.cache.data[world.svc.cache_key("u1", 5)] = b"not json"
+    world.cache.data[world.svc.cache_key("u1", 5, generation="0")] = b"not json"
     res = world.svc.recommend("u1", 5)
     assert not res.cached
     assert len(res.items) == 5

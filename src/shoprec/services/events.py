@@ -1,39 +1,69 @@
 """Event ingestion and user deletion: the write side of shoprec.
 
 A batch is validated as a whole before anything is stored (one unknown item id rejects the batch), then
-applied through the user-state port, then the cached lists of every user in the batch are invalidated.
-Cache invalidation is best effort: cache entries also expire by TTL, so a failed invalidation only
-delays freshness and never fails the write.
+applied through the user-state port, then every user of the batch gets a new cache generation
+(``Cache.invalidate_tag``), which retires every list cached for them, including one a concurrent request
+is computing from the earlier state (``docs/pipeline.md``, cache keys). A write is acknowledged only when
+both steps succeeded: if the invalidation fails, the state change stays (applying and deleting are
+idempotent) and ``BackendUnavailableError`` tells the caller to retry, which invalidates again.
+
+Every deletion, successful or not, writes one audit record through the project's logger, naming the user
+by a keyed hash (:func:`user_hash`), never by the id itself.
 """
 
 from __future__ import annotations
 
-import logging
+import hashlib
+import hmac
 from collections.abc import Iterable, Sequence
+from typing import Any, Final
 
 from shoprec.catalog import CatalogIndex
 from shoprec.domain import ID_PATTERN, ApplyResult, Event
 from shoprec.errors import BackendUnavailableError, InvalidInputError
+from shoprec.observability import logger
 from shoprec.ports import Cache, UserStateStore
 from shoprec.services.recommendation import user_cache_tag
 
-log = logging.getLogger(__name__)
+DEFAULT_AUDIT_KEY: Final = b"shoprec-audit-v1"
+"""The key of :func:`user_hash` when none is configured. Deployments pass a secret of their own, so that
+ids cannot be recovered from the audit log by hashing guesses."""
+AUDIT_EVENT: Final = "user_deletion"
+
+
+def user_hash(user_id: str, key: bytes = DEFAULT_AUDIT_KEY) -> str:
+    """The user's id as the audit log names it: HMAC-SHA256 under ``key``, 32 hex digits. Whoever holds
+    the key can check whether a given id was deleted; nobody can read ids off the log."""
+    return hmac.new(key, user_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 class EventService:
-    """Stores user interactions and removes users, keeping the recommendation cache consistent."""
+    """Stores user interactions and removes users, keeping the recommendation cache consistent.
 
-    def __init__(self, catalog: CatalogIndex, state: UserStateStore, cache: Cache) -> None:
+    ``audit_key`` keys the hash that names users in deletion audit records (:func:`user_hash`).
+    """
+
+    def __init__(
+        self,
+        catalog: CatalogIndex,
+        state: UserStateStore,
+        cache: Cache,
+        *,
+        audit_key: bytes = DEFAULT_AUDIT_KEY,
+    ) -> None:
         self.catalog = catalog
         self.state = state
         self.cache = cache
+        self._audit_key = audit_key
 
     def ingest(self, events: Sequence[Event]) -> ApplyResult:
-        """Apply ``events`` (idempotent by ``event_id``) and invalidate their users' cached lists.
+        """Apply ``events`` (idempotent by ``event_id``) and retire their users' cached lists.
 
         Raises ``InvalidInputError(field="events", values=[...])`` naming the item ids the catalogue does
-        not know (or malformed user / item ids), in which case nothing is stored.  State-store failures
-        propagate as ``BackendUnavailableError``.
+        not know (or malformed user / item ids), in which case nothing is stored. State-store failures
+        propagate as ``BackendUnavailableError``; so does a failed invalidation, after the events were
+        stored: the batch is then not acknowledged, and sending it again applies nothing twice and
+        invalidates again (every user of a batch is invalidated, duplicates or not).
         """
         if not events:
             return ApplyResult(applied=0, duplicates=0)
@@ -56,9 +86,25 @@ class EventService:
         return result
 
     def delete_user(self, user_id: str) -> bool:
-        """Remove the user's state and cached lists; ``True`` if the store held anything for them."""
-        removed = self.state.delete_user(user_id)
-        self._invalidate([user_id])
+        """Remove the user's state and cached lists; ``True`` if the store held anything for them.
+
+        Raises ``BackendUnavailableError`` unless every store is clean: the state store failed, or the
+        cache could not be invalidated (the state is then already gone, and a retry, which finds nothing
+        stored and returns ``False``, invalidates again). Writes one audit record either way.
+        """
+        try:
+            removed = self.state.delete_user(user_id)
+        except BackendUnavailableError as exc:
+            self._audit(user_id, "failed", failed_step="state", error=str(exc))
+            raise
+        try:
+            dropped = self.cache.invalidate_tag(user_cache_tag(user_id))
+        except BackendUnavailableError as exc:
+            self._audit(user_id, "failed", state_removed=removed, failed_step="cache", error=str(exc))
+            raise
+        self._audit(
+            user_id, "deleted" if removed else "nothing_stored", state_removed=removed, cached_lists=dropped
+        )
         return removed
 
     def _invalidate(self, user_ids: Iterable[str]) -> None:
@@ -66,4 +112,20 @@ class EventService:
             try:
                 self.cache.invalidate_tag(user_cache_tag(user_id))
             except BackendUnavailableError as exc:
-                log.warning("cache invalidation for user %s failed (entries expire by TTL): %s", user_id, exc)
+                # Stop at the first failure: with a dead cache each further user would cost a timeout, and
+                # the retry of the batch invalidates them all anyway.
+                raise BackendUnavailableError(
+                    f"events stored, but cached lists could not be invalidated (retry the batch): {exc}"
+                ) from exc
+
+    def _audit(self, user_id: str, outcome: str, **fields: Any) -> None:
+        record: dict[str, Any] = {
+            "audit": AUDIT_EVENT,
+            "user_hash": user_hash(user_id, self._audit_key),
+            "outcome": outcome,
+            **fields,
+        }
+        if outcome == "failed":
+            logger.warning("user deletion failed", extra=record)
+        else:
+            logger.info("user deletion", extra=record)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_KEY_PREFIX = "rec:v1"
+CACHE_KEY_PREFIX = "rec:v2"
 SEARCH_RERANK_DEPTH = 100
 SEARCH_PERSONAL_WEIGHT = 0.3
 
@@ -100,11 +100,21 @@ class RecommendationService:
         fails or the latency budget runs out, the pipeline fuses the recall scores alone; when the
         user-state store fails, the user is treated as new. Both lists are ``degraded`` and not cached.
         Cache failures are logged and ignored.
+
+        The user's cache generation is read *before* their state and is part of the key: a list computed
+        from state that an event or a deletion has since replaced is stored under a generation that the
+        invalidation retired, where no later request looks (``docs/pipeline.md``, cache keys).
         """
         _check_k(k)
         timer = _Timer(self.clock)
-        key = self.cache_key(user_id, k, category=category, brand=brand, exclude_seen=exclude_seen)
-        hit = self._cache_get(key)
+        generation = self._cache_generation(user_id)
+        key: str | None = None
+        hit: ListResult | None = None
+        if generation is not None:  # a cache that failed just now is not asked again in this request
+            key = self.cache_key(
+                user_id, k, generation=generation, category=category, brand=brand, exclude_seen=exclude_seen
+            )
+            hit = self._cache_get(key)
         timer.lap("cache")
         if hit is not None:
             return replace(hit, cached=True, timings_ms=timer.done())
@@ -123,7 +133,7 @@ class RecommendationService:
             ranker_fallback=rec.ranker_fallback,
             candidates_per_channel=rec.candidates_per_channel,
         )
-        if not degraded:  # a fallback list must not outlive the outage that caused it
+        if key is not None and not degraded:  # a fallback list must not outlive the outage that caused it
             self._cache_set(key, result, user_id)
         timer.lap("cache")
         return replace(result, timings_ms=timer.done())
@@ -272,18 +282,21 @@ class RecommendationService:
         user_id: str,
         k: int,
         *,
+        generation: str,
         category: str | None = None,
         brand: str | None = None,
         exclude_seen: bool = True,
     ) -> str:
-        """``rec:v1:<model version, 12 hex>:<user id>:<16 hex of the parameters>``.
+        """``rec:v2:<model version, 12 hex>:<user id>:<generation>:<16 hex of the parameters>``, where
+        ``generation`` is the user's cache generation (:meth:`Cache.generation` of their tag) read before
+        their state.
 
         Filters are normalised the way they are matched (:func:`shoprec.catalog.name_key`), so equivalent
         requests share an entry.
         """
         params = [k, _filter_key(category), _filter_key(brand), exclude_seen]
         digest = hashlib.sha256(json.dumps(params).encode("utf-8")).hexdigest()[:16]
-        return f"{CACHE_KEY_PREFIX}:{self._version_tag}:{user_id}:{digest}"
+        return f"{CACHE_KEY_PREFIX}:{self._version_tag}:{user_id}:{generation}:{digest}"
 
     def _history(self, user_id: str) -> tuple[IntArray, bool]:
         """The indices of the user's recent items known to the bundle (oldest first), and whether the
@@ -308,6 +321,14 @@ class RecommendationService:
             )
             for c in candidates
         ]
+
+    def _cache_generation(self, user_id: str) -> str | None:
+        """The user's cache generation, or ``None`` when the cache failed (the request then skips it)."""
+        try:
+            return self.cache.generation(user_cache_tag(user_id))
+        except BackendUnavailableError as exc:
+            log.warning("cache read failed, computing the list: %s", exc)
+            return None
 
     def _cache_get(self, key: str) -> ListResult | None:
         try:

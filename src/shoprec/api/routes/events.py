@@ -34,10 +34,17 @@ def ingest(
     "/users/{user_id}",
     status_code=204,
     response_class=Response,
-    responses={404: problem_doc("Nothing was stored for this user")},
+    responses={
+        404: problem_doc("Nothing was stored for this user (a retried deletion: already deleted)"),
+        503: problem_doc("A store could not be cleaned; what could be deleted is, and a retry finishes it"),
+    },
 )
 def delete_user(user_id: UserIdPath, service: EventsDep) -> Response:
-    """Remove the user's state, stored event ids and cached lists: 204, or 404 when nothing was stored."""
+    """Remove the user's state, stored event ids and cached lists: 204, or 404 when nothing was stored.
+
+    Never 2xx unless every store is clean: if the cache cannot be invalidated the answer is 503 and a
+    retry (answered 404 once the state is gone) invalidates again.
+    """
     if not service.delete_user(user_id):
         raise NotFoundError(f"no stored data for user {user_id!r}", field="user_id")
     return Response(status_code=204)
