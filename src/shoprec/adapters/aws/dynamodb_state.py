@@ -14,6 +14,11 @@ items.
 Event items carry a ``ttl`` (unix seconds) and DynamoDB's TTL deletes them eventually (typically within a
 few days after expiry), which bounds the table; the de-duplication window is therefore at least
 ``event_ttl_s``. moto never expires items, which the tests do not rely on either way.
+
+``delete_user`` deletes every item of the user's partition (consistent query, then batched deletes).
+DynamoDB keeps no readable copy of a deleted item in the table; what outlives it is outside this store:
+point-in-time-recovery backups (the deploy stack enables them: up to 35 days), so a restored table must
+have the deletions of the audit log applied again (``docs/api.md``, DELETE).
 """
 
 from __future__ import annotations

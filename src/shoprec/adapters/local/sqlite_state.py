@@ -112,13 +112,32 @@ class SqliteUserStateStore:
         return ApplyResult(applied=applied, duplicates=duplicates, users=frozenset(changed))
 
     def delete_user(self, user_id: str) -> bool:
+        """Delete the user's rows so that no copy stays in the files: ``secure_delete`` (set on every
+        connection) overwrites the freed bytes with zeros, and a ``TRUNCATE`` checkpoint then copies the
+        zeroed pages into the database file and empties the WAL, which still held the rows as they were
+        written. Raises ``BackendUnavailableError`` if the checkpoint cannot finish (another connection
+        kept reading an old snapshot past the busy timeout): the rows are deleted, their old copies are
+        not yet, and a retry, returning ``False``, checkpoints again."""
         with self._transaction() as conn:
             states = conn.execute("DELETE FROM user_items WHERE user_id = ?", (user_id,)).rowcount
             events = conn.execute("DELETE FROM applied_events WHERE user_id = ?", (user_id,)).rowcount
+        self._truncate_wal()
         return states + events > 0
 
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
+
+    def _truncate_wal(self) -> None:
+        try:
+            busy, _, _ = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(
+                f"{self.describe()}: checkpoint after a deletion failed: {exc}"
+            ) from exc
+        if busy:
+            raise BackendUnavailableError(
+                f"{self.describe()}: deleted, but the WAL could not be checkpointed (busy); retry"
+            )
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -155,6 +174,9 @@ class SqliteUserStateStore:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             # Durable enough with WAL (a power loss may drop the last commits, never corrupt the file).
             conn.execute("PRAGMA synchronous = NORMAL")
+            # Deleted and overwritten rows are zeroed on their pages (and freed pages wiped), so that a
+            # deleted user's data is gone from the file, not merely unlinked (see delete_user).
+            conn.execute("PRAGMA secure_delete = ON")
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
