@@ -4,6 +4,11 @@ Each backend is chosen by the prefix of its DSN-style setting (see :mod:`shoprec
 modules are imported only when chosen, so a Lambda that uses DynamoDB never imports sqlite3's adapter
 and a local run never imports boto3. Tests build the same graph with other settings, or pass ready
 adapters (fakes) for any port; nothing here is patched.
+
+Two graphs are built from the same settings: the API's (:func:`build_container`: ranker, pipeline,
+recommendations and events) and the ingest function's (:func:`build_ingest_container`: the catalogue, the
+user state and the cache, for the events service alone). The ingest function never builds a ranker, so it
+neither loads an ONNX session nor needs ``SHOPREC_RANKER``.
 """
 
 from __future__ import annotations
@@ -15,14 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from shoprec.artifacts import Bundle, load_bundle
 from shoprec.catalog import CatalogIndex
 from shoprec.errors import ShopRecError
 from shoprec.pipeline import RecommendationPipeline, build_pipeline
 from shoprec.ports import ArtifactStore, Cache, Ranker, UserStateStore
-from shoprec.services.events import EventService
+from shoprec.resilience import BreakerCache, BreakerRanker, CircuitBreaker
+from shoprec.services.events import DEFAULT_AUDIT_KEY, EventService
 from shoprec.services.recommendation import RecommendationService
 from shoprec.settings import Settings, get_settings
 
@@ -66,27 +72,58 @@ class Container:
         }
 
 
+@dataclass(frozen=True, eq=False)
+class IngestContainer:
+    """What the ingest function needs, built once per execution environment: the catalogue (events naming
+    unknown items are refused), the user-state store, the cache (a user's lists are invalidated) and the
+    events service over them. No ranker, pipeline or search index."""
+
+    settings: Settings
+    artifacts: ArtifactStore
+    bundle: Bundle
+    catalog: CatalogIndex
+    state: UserStateStore
+    cache: Cache
+    events: EventService
+
+    @property
+    def model_version(self) -> str:
+        return self.bundle.model_version
+
+    def backends(self) -> dict[str, str]:
+        """``describe()`` of every backend."""
+        return {
+            "artifacts": self.artifacts.describe(),
+            "state": self.state.describe(),
+            "cache": self.cache.describe(),
+        }
+
+
 def build_container(
     settings: Settings,
     *,
+    version: str | None = None,
     artifacts: ArtifactStore | None = None,
     state: UserStateStore | None = None,
     cache: Cache | None = None,
     ranker: Ranker | None = None,
 ) -> Container:
-    """Build the object graph for ``settings``; a port passed explicitly replaces the configured one.
+    """Build the API's object graph for ``settings``; a port passed explicitly replaces the configured one.
 
-    Loads (and, through the artifact store, verifies) the bundle. Raises ``ArtifactError`` for a missing
-    or damaged bundle and ``BackendUnavailableError`` when a backend cannot be reached.
+    ``version`` is the served version, already looked up (see :func:`artifact_store_for`). Loads (and,
+    through the artifact store, verifies) the bundle. Raises ``ArtifactError`` for a missing or damaged
+    bundle and ``BackendUnavailableError`` when a backend cannot be reached.
     """
-    store = artifacts or artifact_store_for(settings)
-    # The store verified every file's checksum when it handed out the folder; hashing twice only slows
-    # the cold start.
-    bundle = load_bundle(store.local_path(), verify=False)
-    catalog = CatalogIndex.from_bundle(bundle)
+    store, bundle, catalog = _served_catalogue(settings, version, artifacts)
     state = state or state_store_for(settings.state)
-    cache = cache or cache_for(settings.cache, max_entries=settings.cache_max_entries)
-    ranker = ranker or ranker_for(settings.ranker, bundle, threads=settings.ranker_threads)
+    cache = cache or configured_cache(settings)
+    ranker = ranker or ranker_for(
+        settings.ranker,
+        bundle,
+        threads=settings.ranker_threads,
+        timeout_s=settings.latency_budget_ms / 1000,
+        breaker=_breaker("ranker", settings),
+    )
     pipeline = build_pipeline(
         bundle,
         catalog,
@@ -112,16 +149,68 @@ def build_container(
         ranker=ranker,
         pipeline=pipeline,
         recommendations=recommendations,
-        events=EventService(catalog, state, cache),
+        events=EventService(catalog, state, cache, audit_key=audit_key_of(settings)),
     )
 
 
-def artifact_store_for(settings: Settings) -> ArtifactStore:
-    """The store of ``settings.artifacts``; with a served-version parameter, of the folder the parameter
-    names under it (``s3://bucket/models`` and ``<hex>`` → ``s3://bucket/models/<hex>``)."""
+def build_ingest_container(
+    settings: Settings,
+    *,
+    version: str | None = None,
+    artifacts: ArtifactStore | None = None,
+    state: UserStateStore | None = None,
+    cache: Cache | None = None,
+) -> IngestContainer:
+    """Build the ingest function's object graph for ``settings``: no ranker, pipeline or search index, so
+    ``settings.ranker`` is never read. Raises as :func:`build_container` does."""
+    store, bundle, catalog = _served_catalogue(settings, version, artifacts)
+    state = state or state_store_for(settings.state)
+    cache = cache or configured_cache(settings)
+    return IngestContainer(
+        settings=settings,
+        artifacts=store,
+        bundle=bundle,
+        catalog=catalog,
+        state=state,
+        cache=cache,
+        events=EventService(catalog, state, cache, audit_key=audit_key_of(settings)),
+    )
+
+
+def _served_catalogue(
+    settings: Settings, version: str | None, artifacts: ArtifactStore | None
+) -> tuple[ArtifactStore, Bundle, CatalogIndex]:
+    store = artifacts or artifact_store_for(settings, version)
+    # The store verified every file's checksum when it handed out the folder; hashing twice only slows
+    # the cold start.
+    bundle = load_bundle(store.local_path(), verify=False)
+    return store, bundle, CatalogIndex.from_bundle(bundle)
+
+
+def configured_cache(settings: Settings) -> Cache:
+    """The cache ``settings`` configure, as both graphs use it."""
+    return cache_for(
+        settings.cache,
+        max_entries=settings.cache_max_entries,
+        timeout_s=settings.cache_timeout_s,
+        breaker=_breaker("cache", settings),
+        iam_user=settings.cache_iam_user,
+        cache_name=settings.cache_name,
+    )
+
+
+def artifact_store_for(settings: Settings, version: str | None = None) -> ArtifactStore:
+    """The store of the bundle to serve: ``settings.artifacts`` itself, or, with a served-version parameter,
+    the folder of ``version`` under it (``s3://bucket/models`` and ``<hex>`` → ``s3://bucket/models/<hex>``).
+
+    ``version`` is the parameter's value as the caller already looked it up (:class:`LazyContainer` does,
+    to know when to rebuild): looking it up again here could name another version than the one the caller
+    records as built. Without it the parameter is read now.
+    """
     location = settings.artifacts
     if settings.model_version_parameter:
-        location = served_location(location, version_source_for(settings).current())
+        served = version if version is not None else version_source_for(settings).current()
+        location = served_location(location, served)
     if location.startswith("s3://"):
         from shoprec.adapters.aws.s3_artifacts import S3ArtifactStore
 
@@ -173,11 +262,40 @@ def state_store_for(dsn: str) -> UserStateStore:
     raise ValueError(f"state: unknown backend {dsn!r}")
 
 
-def cache_for(dsn: str, *, max_entries: int = 10_000) -> Cache:
+def audit_key_of(settings: Settings) -> bytes:
+    """The key that names users in deletion audit records: ``settings.audit_key``, else the built-in one."""
+    if settings.audit_key is None:
+        return DEFAULT_AUDIT_KEY
+    return settings.audit_key.get_secret_value().encode("utf-8")
+
+
+def _breaker(name: str, settings: Settings) -> CircuitBreaker:
+    return CircuitBreaker(name, failure_threshold=settings.breaker_failures, open_s=settings.breaker_open_s)
+
+
+def cache_for(
+    dsn: str,
+    *,
+    max_entries: int = 10_000,
+    timeout_s: float = 0.05,
+    breaker: CircuitBreaker | None = None,
+    iam_user: str | None = None,
+    cache_name: str | None = None,
+) -> Cache:
+    """The cache of ``dsn``; a remote one gets ``timeout_s`` and, when given, ``breaker`` in front. With
+    ``iam_user`` (and ``cache_name``) a Redis cache is connected to as that ElastiCache user, with IAM
+    authentication."""
     if dsn.startswith(("redis://", "rediss://")):
         from shoprec.adapters.aws.redis_cache import RedisCache
 
-        return RedisCache(dsn)
+        if iam_user is not None and cache_name is not None:
+            from shoprec.adapters.aws.elasticache_auth import ElastiCacheIamAuth, iam_redis_client
+
+            auth = ElastiCacheIamAuth(iam_user, cache_name)
+            redis_cache = RedisCache(iam_redis_client(dsn, auth, timeout_s=timeout_s))
+        else:
+            redis_cache = RedisCache(dsn, socket_timeout_s=timeout_s)
+        return BreakerCache(redis_cache, breaker) if breaker is not None else redis_cache
     if dsn == "memory://":
         from shoprec.adapters.local.memory_cache import MemoryCache
 
@@ -185,49 +303,72 @@ def cache_for(dsn: str, *, max_entries: int = 10_000) -> Cache:
     raise ValueError(f"cache: unknown backend {dsn!r}")
 
 
-def ranker_for(dsn: str, bundle: Bundle, *, threads: int = 1) -> Ranker:
+def ranker_for(
+    dsn: str,
+    bundle: Bundle,
+    *,
+    threads: int = 1,
+    timeout_s: float = 0.15,
+    breaker: CircuitBreaker | None = None,
+) -> Ranker:
+    """The ranker of ``dsn``. A remote one reads with ``timeout_s`` (the latency budget; each call's
+    deadline is its own ``timeout_s``) and, when given, gets ``breaker`` in front."""
     if dsn == "onnx":
         from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
 
         return LocalOnnxRanker.from_bundle(bundle, threads=threads)
+    remote: Ranker
     if dsn.startswith("sagemaker://"):
         from shoprec.adapters.aws.sagemaker_ranker import SageMakerRanker
 
-        return SageMakerRanker(dsn.removeprefix("sagemaker://"))
-    if dsn.startswith(("http://", "https://")):
+        remote = SageMakerRanker(dsn.removeprefix("sagemaker://"), timeout_s=timeout_s)
+    elif dsn.startswith(("http://", "https://")):
         from shoprec.adapters.http_ranker import HttpRanker
 
-        return HttpRanker(dsn)
-    raise ValueError(f"ranker: unknown backend {dsn!r}")
+        remote = HttpRanker(dsn)
+    else:
+        raise ValueError(f"ranker: unknown backend {dsn!r}")
+    return BreakerRanker(remote, breaker) if breaker is not None else remote
 
 
-class LazyContainer:
-    """Builds the container on first use and keeps it: a Lambda cold start pays once, warm calls reuse it.
+class Served(Protocol):
+    """A built graph: it knows which model version it serves."""
+
+    @property
+    def model_version(self) -> str: ...
+
+
+G = TypeVar("G", bound=Served)
+
+
+class LazyGraph(Generic[G]):
+    """Builds a graph on first use and keeps it: a Lambda cold start pays once, warm calls reuse it.
+
+    ``factory(version)`` builds the graph serving ``version``, the served version as :meth:`get` looked it
+    up (``None`` without ``current_version``), so the version is read once per build, not once to decide
+    and again to load.
 
     Thread-safe (sync routes run in a thread pool); a failed build is not cached, so the next request
     tries again (e.g. after the bundle upload finished).
 
-    With ``current_version`` (by default: the served-version parameter of the settings, when one is
-    configured) every :meth:`get` compares the wanted version with the built one and rebuilds on a change,
-    which is how a promotion reaches warm Lambdas. The lookup is cached by the source (a minute for SSM).
-    If the new version cannot be built, or the lookup fails, the current container keeps serving and the
-    switch is retried after ``retry_after_s``.
+    With ``current_version`` every :meth:`get` compares the wanted version with the built one and rebuilds
+    on a change, which is how a promotion reaches warm Lambdas. The lookup is cached by the source (a
+    minute for SSM). If the new version cannot be built, or the lookup fails, the current graph keeps
+    serving and the switch is retried after ``retry_after_s``.
     """
 
     def __init__(
         self,
-        factory: Callable[[], Container] | None = None,
+        factory: Callable[[str | None], G],
         *,
         current_version: Callable[[], str | None] | None = None,
         retry_after_s: float = 60.0,
     ) -> None:
-        if factory is None and current_version is None:
-            current_version = default_served_version
-        self._factory = factory or default_container
+        self._factory = factory
         self._current_version = current_version
         self._retry_after_s = retry_after_s
-        self._container: Container | None = None
-        self._built_for: str | None = None  # the wanted version the container was built for
+        self._container: G | None = None
+        self._built_for: str | None = None  # the wanted version the graph was built for
         self._tracks_version = False
         self._failed: tuple[str, float] | None = None
         self._lock = threading.Lock()
@@ -237,7 +378,7 @@ class LazyContainer:
         """Whether :meth:`get` returns without I/O: built, and not following a served-version parameter."""
         return self._container is not None and not self._tracks_version
 
-    def get(self) -> Container:
+    def get(self) -> G:
         wanted = self._wanted_version()
         container = self._container
         if container is not None and (wanted is None or wanted == self._built_for):
@@ -247,9 +388,9 @@ class LazyContainer:
             if container is not None and (wanted is None or wanted == self._built_for):
                 return container
             if container is None:
-                self._container = self._factory()
-                self._built_for = wanted
-                return self._container
+                built = self._factory(wanted)
+                self._container, self._built_for = built, wanted
+                return built
             assert wanted is not None
             failed = self._failed
             if (
@@ -259,7 +400,7 @@ class LazyContainer:
             ):
                 return container
             try:
-                self._container = self._factory()
+                built = self._factory(wanted)
             except ShopRecError as exc:
                 log.error(
                     "cannot switch to model version %s, still serving %s: %s",
@@ -270,9 +411,8 @@ class LazyContainer:
                 self._failed = (wanted, time.monotonic())
                 return container
             log.info("switched from model version %s to %s", container.model_version, wanted)
-            self._built_for = wanted
-            self._failed = None
-            return self._container
+            self._container, self._built_for, self._failed = built, wanted, None
+            return built
 
     def _wanted_version(self) -> str | None:
         if self._current_version is None:
@@ -293,6 +433,47 @@ class LazyContainer:
         return wanted
 
 
-def default_container() -> Container:
-    """The container for the process-wide settings (``SHOPREC_*`` environment variables)."""
-    return build_container(get_settings())
+class LazyContainer(LazyGraph[Container]):
+    """The API graph, built on first use. Without arguments: from the process-wide settings, following
+    their served-version parameter when one is configured."""
+
+    def __init__(
+        self,
+        factory: Callable[[str | None], Container] | None = None,
+        *,
+        current_version: Callable[[], str | None] | None = None,
+        retry_after_s: float = 60.0,
+    ) -> None:
+        if factory is None and current_version is None:
+            current_version = default_served_version
+        super().__init__(
+            factory or default_container, current_version=current_version, retry_after_s=retry_after_s
+        )
+
+
+class LazyIngestContainer(LazyGraph[IngestContainer]):
+    """The ingest function's graph, built on first use, as :class:`LazyContainer` builds the API's."""
+
+    def __init__(
+        self,
+        factory: Callable[[str | None], IngestContainer] | None = None,
+        *,
+        current_version: Callable[[], str | None] | None = None,
+        retry_after_s: float = 60.0,
+    ) -> None:
+        if factory is None and current_version is None:
+            current_version = default_served_version
+        super().__init__(
+            factory or default_ingest_container, current_version=current_version, retry_after_s=retry_after_s
+        )
+
+
+def default_container(version: str | None = None) -> Container:
+    """The API graph for the process-wide settings (``SHOPREC_*`` environment variables), serving
+    ``version`` (see :func:`artifact_store_for`)."""
+    return build_container(get_settings(), version=version)
+
+
+def default_ingest_container(version: str | None = None) -> IngestContainer:
+    """The ingest graph for the process-wide settings, serving ``version``."""
+    return build_ingest_container(get_settings(), version=version)

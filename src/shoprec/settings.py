@@ -20,13 +20,14 @@ cold start with a message that says what to fix.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE_FORMS: Final = "sqlite:///path or dynamodb://table"
@@ -34,6 +35,7 @@ CACHE_FORMS: Final = "memory://, redis://host:port/db or rediss://host:port/db"
 RANKER_FORMS: Final = "onnx, sagemaker://endpoint-name or http(s)://host:port"
 _NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 _PARAMETER_CHARS: Final = _NAME_CHARS | {"/"}
+_ELASTICACHE_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,39}")
 
 
 def _default_cache_dir() -> Path:
@@ -59,10 +61,46 @@ class Settings(BaseSettings):
     )
     cache: str = Field(default="memory://", description=f"Result cache: {CACHE_FORMS}.")
     cache_max_entries: int = Field(default=10_000, ge=1, description="Capacity of the in-process cache.")
+    cache_iam_user: str | None = Field(
+        default=None,
+        description="ElastiCache user that a rediss:// cache is connected to as, with IAM authentication "
+        "(the password is a SigV4 token signed with the process's AWS credentials); unset: none.",
+    )
+    cache_name: str | None = Field(
+        default=None,
+        description="The ElastiCache serverless cache's name, which IAM tokens are signed for (with "
+        "cache_iam_user).",
+    )
     ranker: str = Field(default="onnx", description=f"Ranking backend: {RANKER_FORMS}.")
     ranker_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime threads of the ranker.")
     latency_budget_ms: float = Field(
         default=150.0, gt=0, le=30_000, description="Time the ranker may take before recall scores are used."
+    )
+    cache_timeout_s: float = Field(
+        default=0.05,
+        gt=0,
+        le=5,
+        description="Connect and read timeout of a Redis cache. A cache must cost less than a miss: in the "
+        "VPC a round trip takes about a millisecond and a TLS connect a few, so 50 ms is ten times a slow "
+        "answer and a third of the default latency budget.",
+    )
+    breaker_failures: int = Field(
+        default=5,
+        ge=1,
+        le=1_000,
+        description="Consecutive failures of a Redis cache or a remote ranker that open its circuit breaker.",
+    )
+    breaker_open_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="How long an open circuit refuses calls before it lets one probe call through.",
+    )
+    readiness_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="How long GET /v1/health/ready waits for its dependency probes (they run at once).",
     )
     candidates: int | None = Field(
         default=None,
@@ -74,6 +112,13 @@ class Settings(BaseSettings):
     cache_ttl_s: float = Field(default=300.0, ge=0, description="How long cached result lists live.")
     max_body_bytes: int = Field(
         default=262_144, ge=1_024, description="Largest accepted request body; larger ones get 413."
+    )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="Secret key of the HMAC that names users in deletion audit records (at least 16 "
+        "characters; the deploy stack generates one in Secrets Manager). Unset: a built-in key, with which "
+        "anyone can test a guessed id against the log.",
     )
     model_version_parameter: str | None = Field(
         default=None,
@@ -162,6 +207,31 @@ class Settings(BaseSettings):
                 raise ValueError(f"cache: {value!r} names no host; expected {CACHE_FORMS}")
             return value
         raise ValueError(f"cache: unknown backend {value!r}; expected {CACHE_FORMS}")
+
+    @field_validator("cache_iam_user", "cache_name")
+    @classmethod
+    def _check_cache_auth_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not _ELASTICACHE_NAME.fullmatch(value):
+            raise ValueError(
+                f"{info.field_name}: {value!r} is not an ElastiCache name "
+                "(a letter, then up to 39 letters, digits or '-', e.g. shoprec-prod-app)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_cache_auth(self) -> Settings:
+        if self.cache_iam_user is None and self.cache_name is None:
+            return self
+        if self.cache_iam_user is None or self.cache_name is None:
+            raise ValueError("cache_iam_user and cache_name: IAM authentication to the cache needs both")
+        if not self.cache.startswith("rediss://"):
+            raise ValueError(
+                f"cache_iam_user: IAM authentication needs a TLS cache (rediss://), not {self.cache!r}"
+            )
+        return self
 
     @field_validator("ranker")
     @classmethod

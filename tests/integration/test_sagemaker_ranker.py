@@ -36,7 +36,7 @@ def test_scores_equal_the_local_ranker(
     ids = bundle.item_ids
     history = ids[start : start + n_history]
     candidates = ids[-n_candidates:]
-    ranker = SageMakerRanker("shoprec-ranker")
+    ranker = SageMakerRanker("shoprec-ranker", timeout_s=10)
     assert isinstance(ranker, Ranker)
     got = ranker.score(history, candidates, timeout_s=10)
     np.testing.assert_allclose(got, local.score(history, candidates, timeout_s=10), atol=1e-5)
@@ -49,17 +49,20 @@ def test_no_candidates_need_no_call(aws_env: None, nowhere: str, monkeypatch: py
 
 def test_a_rejected_request_is_ranker_unavailable(endpoint: str, bundle: Bundle) -> None:
     with pytest.raises(RankerUnavailableError, match="sagemaker://shoprec-ranker"):
-        SageMakerRanker("shoprec-ranker").score(bundle.item_ids[:2], ["not-an-item"], timeout_s=10)
+        SageMakerRanker("shoprec-ranker", timeout_s=10).score(
+            bundle.item_ids[:2], ["not-an-item"], timeout_s=10
+        )
 
 
 def test_a_slow_endpoint_is_ranker_unavailable_after_the_timeout(
     aws_env: None, black_hole: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", black_hole)
+    ranker = SageMakerRanker("shoprec-ranker")  # its one client is built here, not inside the call
     start = time.monotonic()
     with pytest.raises(RankerUnavailableError, match="timeout"):
-        SageMakerRanker("shoprec-ranker").score(["1"], ["2"], timeout_s=0.2)
-    assert time.monotonic() - start < 5  # one attempt, not botocore's default retries of a 60 s read
+        ranker.score(["1"], ["2"], timeout_s=0.2)
+    assert time.monotonic() - start < 0.2 + 0.3  # the deadline, not botocore's default retries of a 60 s read
 
 
 def test_an_unreachable_endpoint_is_ranker_unavailable(

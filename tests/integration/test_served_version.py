@@ -47,7 +47,8 @@ def settings_for(tmp_path: Path, max_age_s: int, parameter: str = PARAMETER) -> 
 
 def following(settings: Settings) -> LazyContainer:
     return LazyContainer(
-        lambda: build_container(settings), current_version=lambda: version_source_for(settings).current()
+        lambda version: build_container(settings, version=version),
+        current_version=lambda: version_source_for(settings).current(),
     )
 
 
@@ -61,6 +62,21 @@ def test_a_promotion_reaches_a_warm_container_without_a_redeploy(models: list[st
     set_served_version(PARAMETER, second)
     assert provider.get().model_version == second
     assert not provider.built  # get() looks the version up, so the API calls it off the event loop
+
+
+def test_a_build_loads_the_version_that_was_looked_up_without_asking_again(
+    models: list[str], tmp_path: Path
+) -> None:
+    """The version that decided to build is the one loaded: a second lookup could name another."""
+    first, second = models
+    name = f"{PARAMETER}-once"
+    set_served_version(name, second)
+    settings = settings_for(tmp_path, max_age_s=0, parameter=name)
+    provider = LazyContainer(
+        lambda version: build_container(settings, version=version), current_version=lambda: first
+    )
+    assert provider.get().model_version == first
+    assert build_container(settings).model_version == second  # without a version: the parameter's
 
 
 def test_the_version_is_cached_for_max_age(models: list[str], tmp_path: Path) -> None:

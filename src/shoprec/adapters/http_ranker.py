@@ -7,11 +7,13 @@ SageMaker endpoint runs the very same container.
 from __future__ import annotations
 
 import http.client
+import io
 import json
-import urllib.error
-import urllib.request
+import socket
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 from shoprec.errors import RankerUnavailableError
 from shoprec.ports import Instance
@@ -19,6 +21,9 @@ from shoprec.ports import Instance
 CONTENT_TYPE = "application/json"
 MAX_INSTANCES_PER_CALL = 64
 """The endpoint's limit of instances per request (``shoprec.endpoint.app.MAX_INSTANCES``)."""
+MAX_TIMEOUT_S: Final = 3_600.0
+"""Longer timeouts (``math.inf`` included) are cut to this: a socket timeout must be a finite number."""
+_MIN_TIMEOUT_S: Final = 0.001
 
 
 def encode_request(instances: Sequence[Instance]) -> bytes:
@@ -60,38 +65,130 @@ def score_in_chunks(
 class HttpRanker:
     """POSTs to ``{base_url}/invocations`` of a ranking endpoint (a local one, or any HTTP deployment).
 
-    ``timeout_s`` bounds connecting and each socket read (urllib has no total deadline); every failure,
-    non-2xx answer or timeout becomes :class:`RankerUnavailableError`. Proxy variables are ignored: the
-    endpoint is an internal service, never reached through an egress proxy.
+    ``timeout_s`` is a **deadline** for the whole call (connecting, sending, every read; all chunks of a
+    large batch together), not a per-read timeout: before each socket operation the socket's timeout is
+    set to the time left, so a server that sends its answer one byte at a time cannot hold the caller past
+    it. Every failure, non-2xx answer or timeout becomes :class:`RankerUnavailableError`. Proxy variables
+    are ignored: the endpoint is an internal service, never reached through an egress proxy. (Name
+    resolution is the one step no timeout bounds: use an IP address or a name the resolver caches.)
     """
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.base_url = base_url.rstrip("/")
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"ranker URL must be http(s)://host[:port][/path], got {base_url!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._path = f"{parts.path}/invocations"
+        self._clock = clock
 
     def score(self, history: Sequence[str], candidates: Sequence[str], *, timeout_s: float) -> list[float]:
         return self.score_many([(history, candidates)], timeout_s=timeout_s)[0]
 
     def score_many(self, instances: Sequence[Instance], *, timeout_s: float) -> list[list[float]]:
-        return score_in_chunks(instances, lambda part: self._invoke(part, timeout_s))
+        deadline = self._clock() + min(timeout_s, MAX_TIMEOUT_S)
+        return score_in_chunks(instances, lambda part: self._invoke(part, deadline, timeout_s))
 
-    def _invoke(self, instances: Sequence[Instance], timeout_s: float) -> list[list[float]]:
+    def _invoke(self, instances: Sequence[Instance], deadline: float, timeout_s: float) -> list[list[float]]:
         url = f"{self.base_url}/invocations"
-        request = urllib.request.Request(
-            url,
-            data=encode_request(instances),
-            headers={"Content-Type": CONTENT_TYPE, "Accept": CONTENT_TYPE},
-            method="POST",
-        )
+        left = deadline - self._clock()
+        if left <= 0:
+            raise RankerUnavailableError(f"{url}: timed out: the {timeout_s * 1000:.0f} ms deadline passed")
+        connection: http.client.HTTPConnection
+        if self._https:
+            connection = _DeadlineHTTPSConnection(self._host, self._port, deadline, self._clock)
+        else:
+            connection = _DeadlineHTTPConnection(self._host, self._port, deadline, self._clock)
         try:
-            with self._opener.open(request, timeout=timeout_s) as response:
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read()[:500].decode("utf-8", "replace")
-            raise RankerUnavailableError(f"{url}: HTTP {exc.code}: {detail}") from exc
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            raise RankerUnavailableError(f"{url}: {exc}") from exc
+            connection.request(
+                "POST",
+                self._path,
+                body=encode_request(instances),
+                headers={"Content-Type": CONTENT_TYPE, "Accept": CONTENT_TYPE},
+            )
+            response = connection.getresponse()
+            status = response.status
+            body = response.read() if 200 <= status < 300 else response.read(500)
+        except TimeoutError as exc:
+            raise RankerUnavailableError(
+                f"{url}: timed out: no complete answer within the {timeout_s * 1000:.0f} ms deadline"
+            ) from exc
+        except (http.client.HTTPException, OSError) as exc:
+            raise RankerUnavailableError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            connection.close()
+        if not 200 <= status < 300:
+            detail = body.decode("utf-8", "replace")
+            raise RankerUnavailableError(f"{url}: HTTP {status}: {detail}")
         return decode_scores(body, instances, source=url)
 
     def describe(self) -> str:
         return self.base_url
+
+
+class _DeadlineSocket:
+    """The parts of a socket ``http.client`` uses, each bounded by the time left until ``deadline``."""
+
+    def __init__(self, sock: socket.socket, deadline: float, clock: Callable[[], float]) -> None:
+        self._sock = sock
+        self._deadline = deadline
+        self._clock = clock
+
+    def _arm(self) -> None:
+        left = self._deadline - self._clock()
+        if left <= 0:
+            raise TimeoutError("timed out: deadline passed")
+        self._sock.settimeout(left)
+
+    def sendall(self, data: bytes) -> None:
+        self._arm()  # since Python 3.5 the timeout bounds the whole sendall, not each send
+        self._sock.sendall(data)
+
+    def recv_into(self, buffer: Any) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer)
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        if mode != "rb":
+            raise ValueError(f"only 'rb' is supported, got {mode!r}")
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Raw reads of a :class:`_DeadlineSocket`: ``HTTPResponse`` reads headers and body through it."""
+
+    def __init__(self, sock: _DeadlineSocket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._sock.recv_into(buffer)
+
+
+class _DeadlineHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int | None, deadline: float, clock: Callable[[], float]) -> None:
+        super().__init__(host, port, timeout=max(deadline - clock(), _MIN_TIMEOUT_S))
+        self._deadline = deadline
+        self._clock = clock
+
+    def connect(self) -> None:
+        super().connect()  # bounded by the constructor's timeout: the time left when the call began
+        self.sock = _DeadlineSocket(self.sock, self._deadline, self._clock)
+
+
+class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int | None, deadline: float, clock: Callable[[], float]) -> None:
+        super().__init__(host, port, timeout=max(deadline - clock(), _MIN_TIMEOUT_S))
+        self._deadline = deadline
+        self._clock = clock
+
+    def connect(self) -> None:
+        super().connect()  # TCP connect and TLS handshake, bounded by the constructor's timeout
+        self.sock = _DeadlineSocket(self.sock, self._deadline, self._clock)

@@ -48,10 +48,13 @@ def create_app(
         provider = container
     elif isinstance(container, Container):
         ready = container
-        provider = LazyContainer(lambda: ready)
+        provider = LazyContainer(lambda _version: ready)
         provider.get()
+    elif container is None:
+        provider = LazyContainer()
     else:
-        provider = LazyContainer(container)
+        factory = container
+        provider = LazyContainer(lambda _version: factory())
 
     def body_limit() -> int:
         return max_body_bytes if max_body_bytes is not None else provider.get().settings.max_body_bytes
@@ -63,6 +66,10 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        # Starlette's trailing-slash redirect builds its absolute Location from the Host header (so a
+        # forged Host redirects clients elsewhere) and, under API Gateway, without the stage prefix: a path
+        # that is not a route is a 404 problem, with or without the slash.
+        redirect_slashes=False,
     )
     app.state.containers = provider
     default_openapi = app.openapi

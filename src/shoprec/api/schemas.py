@@ -120,6 +120,34 @@ class Health(Envelope):
     )
 
 
+class DependencyStatus(BaseModel):
+    """One dependency as ``GET /v1/health/ready`` probed it."""
+
+    state: Literal["ok", "degraded", "down"] = Field(
+        description="ok; degraded: answered in more than half of its timeout; down: failed, no answer in "
+        "time, or its circuit breaker is open."
+    )
+    required: bool = Field(description="Whether the service is unavailable (503) while it is down.")
+    latency_ms: float | None = Field(description="How long the probe took; null when it did not answer.")
+    breaker: Literal["closed", "open", "half_open"] | None = Field(
+        description="Its circuit breaker's state after the probe; null when it has none (in-process)."
+    )
+    detail: str = Field(description="What the probe saw, for people (an error message is cut short).")
+
+
+class Readiness(BaseModel):
+    """``GET /v1/health/ready``: 200 when every required dependency answers, else 503."""
+
+    status: Literal["ready", "degraded", "unavailable"] = Field(
+        description="ready: all ok; degraded: an optional dependency is down or one is slow; "
+        "unavailable: a required one (state, artifacts) is down."
+    )
+    degraded: bool = Field(description="True unless every dependency is ok.")
+    model_version: str | None = Field(description="The bundle served; null when none could be loaded.")
+    request_id: str
+    dependencies: dict[str, DependencyStatus] = Field(description="artifacts, state, cache and ranker.")
+
+
 class FieldError(BaseModel):
     field: str = Field(
         description="The offending field: a parameter name or a body path like events[3].item_id."
