@@ -2,9 +2,18 @@
 
 Each SQS message body is JSON: either one ``{"events": [...]}`` object (1..100 events, the body of
 ``POST /v1/events``) or a single event object ``{"event_id", "user_id", "item_id", "type", "timestamp"?}``.
-A message that is not valid JSON, fails validation or names unknown items is reported in
-``batchItemFailures`` (SQS redelivers it, then moves it to the dead-letter queue); the other messages of
-the batch are applied. The event source mapping must enable ``ReportBatchItemFailures``.
+A message that cannot be applied -- no body or a body that is not a JSON string, a body over
+``SHOPREC_MAX_BODY_BYTES`` (256 KiB, as for the API), invalid JSON, nesting past the parser's limit, a field
+that fails validation or is unknown, unknown items -- is reported in ``batchItemFailures`` (SQS redelivers
+it, then moves it to the dead-letter queue) and logged; the other messages of the batch are applied. The
+event source mapping must enable ``ReportBatchItemFailures``.
+
+The invocation itself never fails because of its messages, not even when every one of them failed:
+``batchItemFailures`` then lists them all, which SQS treats exactly like a failed invocation (it retries
+each), while the function's ``Errors`` metric (``IngestErrorsAlarm``) keeps meaning "the function is
+broken", not "a producer sent a bad message". A record without a ``messageId`` cannot be named in
+``batchItemFailures``; SQS always sets one, so such a record is not an SQS delivery: it is logged and
+dropped unapplied (``MessagesDropped``) instead of failing, and so endlessly redelivering, the whole batch.
 
 Duplicates are caught twice:
 
@@ -31,7 +40,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter
 
 from shoprec.api.schemas import EventIn, EventsRequest
-from shoprec.container import LazyContainer
+from shoprec.container import LazyIngestContainer
+from shoprec.errors import InvalidInputError
 from shoprec.observability import logger, metrics, record_count, route_package_logs, tracer
 from shoprec.settings import get_settings
 
@@ -39,14 +49,24 @@ if TYPE_CHECKING:
     from shoprec.adapters.aws.idempotency import OncePerMessageBody
 
 route_package_logs()
-container = LazyContainer()
-processor = BatchProcessor(event_type=EventType.SQS)
+container = LazyIngestContainer()  # the ingest graph: no ranker, pipeline or search index
+# Each failed record is logged with its exception; a batch in which every record failed is reported, not
+# raised (see the module docstring).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=logger)
 _message = TypeAdapter(EventsRequest | EventIn)
 
 
 def apply_message(record: SQSRecord) -> dict[str, int]:
     """Validate one message and apply its events; raises on a message that cannot be applied."""
-    parsed = _message.validate_json(record.body)
+    body = record.raw_event.get("body")
+    if not isinstance(body, str):
+        raise InvalidInputError(
+            f"message body must be a JSON string, got {type(body).__name__}", field="body"
+        )
+    limit = get_settings().max_body_bytes
+    if len(body) > limit or len(body.encode()) > limit:  # the character count is the cheap first check
+        raise InvalidInputError(f"message body exceeds {limit} bytes", field="body")
+    parsed = _message.validate_json(body)
     request = parsed if isinstance(parsed, EventsRequest) else EventsRequest(events=[parsed])
     result = container.get().events.ingest(request.to_domain())
     record_count("EventsApplied", result.applied)
@@ -81,10 +101,32 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     guard(record)
 
 
+def reportable(records: list[Any]) -> list[Any]:
+    """The records that ``batchItemFailures`` could name (a non-empty string ``messageId``); the others are
+    logged and counted as ``MessagesDropped``."""
+    kept = [
+        r for r in records if isinstance(r, dict) and isinstance(r.get("messageId"), str) and r["messageId"]
+    ]
+    if len(kept) < len(records):
+        dropped = len(records) - len(kept)
+        logger.error(
+            "dropped SQS records without a messageId: they cannot be reported for redelivery",
+            extra={"dropped": dropped},
+        )
+        record_count("MessagesDropped", dropped)
+    return kept
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    records = event.get("Records")
+    if isinstance(records, list) and records:  # anything else is not an SQS batch: Powertools refuses it
+        kept = reportable(records)
+        if not kept:
+            return {"batchItemFailures": []}
+        event = {**event, "Records": kept}
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
