@@ -105,7 +105,7 @@ def test_the_container_is_built_on_the_first_request_not_before(bundle_dir: Path
 
 
 def test_a_missing_bundle_is_a_503_problem_and_the_next_request_retries(tmp_path: Path) -> None:
-    provider = LazyContainer(lambda: build_container(Settings(artifacts=str(tmp_path / "absent"))))
+    provider = LazyContainer(lambda version: build_container(Settings(artifacts=str(tmp_path / "absent"))))
     client = TestClient(create_app(provider), raise_server_exceptions=False)
     for _ in range(2):
         body = assert_problem(client.get("/v1/recommendations/u1"), 503)

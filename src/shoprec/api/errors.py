@@ -39,6 +39,20 @@ INTERNAL: Final = _TYPE_PREFIX + "internal-error"
 
 _ID_RULE: Final = "must be 1..128 characters of letters, digits and _ . : @ -"
 
+MAX_ECHO_CHARS: Final = 256
+"""Longest text a problem repeats from the request (path, field names, messages); longer is cut with "…"."""
+MAX_PROBLEM_ERRORS: Final = 50
+"""Most ``errors`` entries one problem lists (a 256 KiB body can break thousands of fields)."""
+
+
+def _clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clipped(error: FieldError) -> FieldError:
+    values = None if error.values is None else [_clip(v, 128) for v in error.values]
+    return FieldError(field=_clip(error.field), message=_clip(error.message), values=values)
+
 
 def request_id_of(request: Request) -> str:
     """The id set by the request-id middleware (``"-"`` if a response is built before it ran)."""
@@ -55,16 +69,20 @@ def problem_response(
     errors: Sequence[FieldError] = (),
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """A problem+json response for ``request``; ``title`` defaults to the status phrase."""
+    """A problem+json response for ``request``; ``title`` defaults to the status phrase.
+
+    Whatever the problem repeats from the request is cut (``MAX_ECHO_CHARS``, ``MAX_PROBLEM_ERRORS``), so
+    that a 100 KB id or path never comes back as a 100 KB answer.
+    """
     rid = request_id_of(request)
     body = Problem(
         type=type_,
         title=title or HTTPStatus(status).phrase,
         status=status,
-        detail=detail,
-        instance=request.url.path,
+        detail=_clip(detail),
+        instance=_clip(request.url.path),
         request_id=rid,
-        errors=list(errors),
+        errors=[_clipped(e) for e in errors[:MAX_PROBLEM_ERRORS]],
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),
@@ -150,8 +168,40 @@ async def _internal(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 500, "an internal error occurred", type_=INTERNAL)
 
 
+def _undecodable_body(exc: StarletteHTTPException) -> str | None:
+    """Why the JSON body could not be decoded, when ``exc`` is FastAPI's answer to that; else ``None``.
+
+    FastAPI turns ``json.JSONDecodeError`` into a validation error itself, but every other failure of
+    ``json.loads`` into a bare 400 raised *from* it: bytes that are not UTF-8 (``UnicodeDecodeError``),
+    nesting past the parser's recursion limit (``RecursionError``) and integers longer than Python's
+    4,300-digit conversion limit (``ValueError``). They are the same client error, a body that is not JSON.
+    """
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not valid UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the body is nested too deeply"
+    if isinstance(cause, ValueError):
+        return (
+            "a number in the body has too many digits" if "digits" in str(cause) else "the body is not JSON"
+        )
+    return None
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    reason = _undecodable_body(exc)
+    if reason is not None:
+        return problem_response(
+            request,
+            422,
+            "invalid value for body",
+            type_=VALIDATION,
+            title="Request validation failed",
+            errors=[FieldError(field="body", message=reason)],
+        )
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     return problem_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
 

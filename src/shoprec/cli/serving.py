@@ -27,11 +27,18 @@ def serve(
     ranker: Annotated[
         str | None, typer.Option(help="onnx, sagemaker://endpoint or http://host:port.")
     ] = None,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1, help="Seconds a client has to send a whole request; slower connections are closed."
+        ),
+    ] = 10.0,
 ) -> None:
     """Serve the REST API with uvicorn; prints ready-to-paste curl commands first."""
     import uvicorn
 
     from shoprec.api.app import create_app
+    from shoprec.api.server import server_config
     from shoprec.container import build_container
     from shoprec.settings import get_settings
 
@@ -49,7 +56,11 @@ def serve(
     console.print("[bold]try:[/]")
     for line in _curl_examples(container, base):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    uvicorn.run(create_app(container), host=host, port=port, log_level="info")
+    config = server_config(create_app(container), host=host, port=port, request_timeout_s=request_timeout)
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # e.g. the port is taken: uvicorn has logged why
+        raise typer.Exit(3)
 
 
 state_app = typer.Typer(no_args_is_help=True, help="The user-state store.")
