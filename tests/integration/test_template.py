@@ -61,7 +61,7 @@ def statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]
         docs = []
         if res["Type"] == "AWS::IAM::Role":
             docs = [pol["PolicyDocument"] for pol in p.get("Policies", [])]
-        elif res["Type"] == "AWS::IAM::Policy":
+        elif res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             docs = [p["PolicyDocument"]]
         for doc in docs:
             for st in doc["Statement"]:
@@ -80,6 +80,9 @@ PLACEHOLDERS = {
     "ModelVersionParameter": "/shoprec/dev/model-version",
     "Cache.Endpoint.Address": "shoprec-dev-abc123.serverless.use1.cache.amazonaws.com",
     "RankerEndpoint.EndpointName": "shoprec-dev-ranker",
+    "CacheAppUser": "shoprec-dev-app",
+    "Cache": "shoprec-dev",
+    "AuditKeySecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:shoprec/dev/audit-key-AbCdEf",
 }
 
 
@@ -210,14 +213,21 @@ def test_function_environment_is_valid_shoprec_settings(
     assert env["SHOPREC_STATE"].startswith("dynamodb://")
     assert env["SHOPREC_CACHE"].startswith("rediss://")
     assert env["SHOPREC_ARTIFACTS"].startswith("s3://")
-    assert env["SHOPREC_RANKER"] == ("sagemaker://shoprec-dev-ranker" if with_endpoint else "onnx")
+    if function == "ApiFunction":
+        assert env["SHOPREC_RANKER"] == ("sagemaker://shoprec-dev-ranker" if with_endpoint else "onnx")
+    else:  # the ingest graph builds no ranker (shoprec.container.build_ingest_container)
+        assert "SHOPREC_RANKER" not in env
+    assert (env["SHOPREC_CACHE_IAM_USER"], env["SHOPREC_CACHE_NAME"]) == ("shoprec-dev-app", "shoprec-dev")
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "shoprec"
     assert env["POWERTOOLS_SERVICE_NAME"] == "shoprec-api"
     fields = set(Settings.model_fields)
     known = {k.removeprefix("SHOPREC_").lower(): v for k, v in env.items() if k.startswith("SHOPREC_")}
     settings = Settings.model_validate({k: v for k, v in known.items() if k in fields})
     assert settings.state == env["SHOPREC_STATE"]
-    assert settings.latency_budget_ms == float(env["SHOPREC_LATENCY_BUDGET_MS"])
+    assert settings.latency_budget_ms == float(
+        env.get("SHOPREC_LATENCY_BUDGET_MS", settings.latency_budget_ms)
+    )
+    assert settings.cache_iam_user == env["SHOPREC_CACHE_IAM_USER"]
 
 
 def test_the_invoke_permission_names_the_endpoint_the_functions_are_given(
@@ -331,7 +341,9 @@ def test_each_variant_scales_on_invocations_per_instance(resources: dict[str, An
 
 # ---------------------------------------------------------------- IAM
 # Actions with no resource-level permissions, so "*" is the only possible resource.
-RESOURCELESS_ACTIONS = frozenset({"ecr:GetAuthorizationToken"})
+RESOURCELESS_ACTIONS = frozenset(
+    {"ecr:GetAuthorizationToken", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
+)
 
 
 def test_no_policy_statement_grants_data_actions_on_every_resource(resources: dict[str, Any]) -> None:
