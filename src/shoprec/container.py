@@ -115,7 +115,7 @@ def build_container(
     bundle and ``BackendUnavailableError`` when a backend cannot be reached.
     """
     store, bundle, catalog = _served_catalogue(settings, version, artifacts)
-    state = state or state_store_for(settings.state)
+    state = state or state_store_for(settings.state, read_timeout_s=settings.state_read_timeout_s)
     cache = cache or configured_cache(settings)
     ranker = ranker or ranker_for(
         settings.ranker,
@@ -164,7 +164,7 @@ def build_ingest_container(
     """Build the ingest function's object graph for ``settings``: no ranker, pipeline or search index, so
     ``settings.ranker`` is never read. Raises as :func:`build_container` does."""
     store, bundle, catalog = _served_catalogue(settings, version, artifacts)
-    state = state or state_store_for(settings.state)
+    state = state or state_store_for(settings.state, read_timeout_s=settings.state_read_timeout_s)
     cache = cache or configured_cache(settings)
     return IngestContainer(
         settings=settings,
@@ -250,11 +250,12 @@ def default_served_version() -> str | None:
     return version_source_for(settings).current()
 
 
-def state_store_for(dsn: str) -> UserStateStore:
+def state_store_for(dsn: str, *, read_timeout_s: float = 0.1) -> UserStateStore:
+    """The user-state store of ``dsn``; a DynamoDB one reads on the request path with ``read_timeout_s``."""
     if dsn.startswith("dynamodb://"):
         from shoprec.adapters.aws.dynamodb_state import DynamoDbUserStateStore
 
-        return DynamoDbUserStateStore(dsn.removeprefix("dynamodb://"))
+        return DynamoDbUserStateStore(dsn.removeprefix("dynamodb://"), read_timeout_s=read_timeout_s)
     if dsn.startswith("sqlite:///"):
         from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
 

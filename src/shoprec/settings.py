@@ -84,6 +84,15 @@ class Settings(BaseSettings):
         "VPC a round trip takes about a millisecond and a TLS connect a few, so 50 ms is ten times a slow "
         "answer and a third of the default latency budget.",
     )
+    state_read_timeout_s: float = Field(
+        default=0.1,
+        gt=0,
+        le=5,
+        description="Connect and read timeout, without retries, of a DynamoDB state store's read of a user's "
+        "recent items on the recommendation path (a failed read serves the user as new, degraded). Writes "
+        "and deletions keep the patient client (3 s, 3 attempts). A GetItem takes a few milliseconds in "
+        "the region.",
+    )
     breaker_failures: int = Field(
         default=5,
         ge=1,

@@ -57,7 +57,8 @@ def _cached_client(
     config = Config(
         connect_timeout=min(timeout_s, MAX_CONNECT_TIMEOUT_S),
         read_timeout=timeout_s,
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        # total_max_attempts counts the first try; botocore's "max_attempts" would count the retries only.
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         tcp_keepalive=True,
     )
     with _lock:

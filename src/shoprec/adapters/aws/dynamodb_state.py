@@ -49,6 +49,8 @@ MAX_BATCH_WRITE_ITEMS = 25
 DEFAULT_EVENT_TTL_S = 7 * 24 * 3600
 DEFAULT_STATE_TTL_S = 180 * 24 * 3600
 MAX_ATTEMPTS = 6
+DEFAULT_READ_TIMEOUT_S = 0.1
+"""Connect and read timeout of :meth:`DynamoDbUserStateStore.recent_items`, the read on the request path."""
 """Attempts per transaction before a persistent conflict is reported as the backend being unavailable."""
 
 # Cancellation reasons worth another attempt: another transaction touched the same items, or throttling.
@@ -60,7 +62,11 @@ _T = TypeVar("_T")
 class DynamoDbUserStateStore:
     """Users' recent items and applied event ids in one DynamoDB table (see the module docstring).
 
-    ``client`` is a boto3 DynamoDB client; the default comes from :func:`aws_client`. Each chunk of up to
+    ``client`` is a boto3 DynamoDB client; the default comes from :func:`aws_client` (3 s, 3 attempts):
+    writes and deletions are patient, since failing them fails the caller's request. ``read_client`` serves
+    :meth:`recent_items`, the read on the recommendation path, where the user is served as new when it
+    fails: by default a client with ``read_timeout_s`` (connect and read, 100 ms) and no retries, so a
+    hanging or throttling table costs a request at most about twice that. Each chunk of up to
     99 events of one user is applied atomically (one transaction); a user with more events in one batch
     gets several transactions, each leaving a consistent prefix applied.
     """
@@ -70,18 +76,27 @@ class DynamoDbUserStateStore:
         table_name: str,
         client: Any = None,
         *,
+        read_client: Any = None,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
         event_ttl_s: int = DEFAULT_EVENT_TTL_S,
         state_ttl_s: int = DEFAULT_STATE_TTL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.table_name = table_name
         self._client = client if client is not None else aws_client("dynamodb")
+        if read_client is None:
+            read_client = (
+                client
+                if client is not None
+                else aws_client("dynamodb", timeout_s=read_timeout_s, max_attempts=1)
+            )
+        self._read_client = read_client
         self._event_ttl_s = event_ttl_s
         self._state_ttl_s = state_ttl_s
         self._clock = clock
 
     def recent_items(self, user_id: str) -> list[str]:
-        items, _ = self._read_state(user_id)
+        items, _ = self._read_state(user_id, self._read_client)
         return items
 
     def apply_events(self, events: Sequence[Event]) -> ApplyResult:
@@ -123,10 +138,10 @@ class DynamoDbUserStateStore:
 
     # --- internals ------------------------------------------------------------------------------------
 
-    def _read_state(self, user_id: str) -> tuple[list[str], int]:
+    def _read_state(self, user_id: str, client: Any = None) -> tuple[list[str], int]:
         resp = self._call(
             "GetItem",
-            self._client.get_item,
+            (client or self._client).get_item,
             TableName=self.table_name,
             Key={"pk": {"S": _pk(user_id)}, "sk": {"S": STATE_SK}},
             ConsistentRead=True,
