@@ -188,7 +188,9 @@ def serving_latency(args: argparse.Namespace, tmp: Path) -> tuple[Run, Run, dict
     ranked = np.asarray(counter.counts[-args.requests :])
     # The same requests with the ranker's score alone (what was served before fusion): the cost of fusion.
     ranker_only = run_requests(
-        with_service(container, container.pipeline.with_fusion(RankerFusion())), users, args.requests
+        with_service(container, container.pipeline.with_fusion(RankerFusion()), cache_ttl_s=0),
+        users,
+        args.requests,
     )
     cached_container = with_service(container, container.pipeline, cache_ttl_s=3600)
     cached = run_requests(cached_container, users[:50], args.cached_requests, warmup_all=True)
