@@ -137,6 +137,7 @@ def test_an_unreachable_state_store_makes_the_service_unavailable(
             fault_redis_proxy,
             fault_ranker_proxy,
             state="dynamodb://shoprec-state",
+            state_read_timeout_s=2.0,  # longer than the probe's wait: the probe's own timeout is tested
         )
         tally = Tally("readiness, DynamoDB hangs")
         status, body = readiness(client, tally)
