@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
@@ -41,35 +41,6 @@ class ModelVersionSource(Protocol):
     def current(self) -> str: ...
 
     def describe(self) -> str: ...
-
-
-@dataclass(frozen=True, eq=False)
-class Container:
-    """Everything a request needs, built once per process (per Lambda execution environment)."""
-
-    settings: Settings
-    artifacts: ArtifactStore
-    bundle: Bundle
-    catalog: CatalogIndex
-    state: UserStateStore
-    cache: Cache
-    ranker: Ranker
-    pipeline: RecommendationPipeline
-    recommendations: RecommendationService
-    events: EventService
-
-    @property
-    def model_version(self) -> str:
-        return self.bundle.model_version
-
-    def backends(self) -> dict[str, str]:
-        """``describe()`` of every backend, for ``/v1/health``."""
-        return {
-            "artifacts": self.artifacts.describe(),
-            "state": self.state.describe(),
-            "cache": self.cache.describe(),
-            "ranker": self.ranker.describe(),
-        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,6 +70,20 @@ class IngestContainer:
         }
 
 
+@dataclass(frozen=True, eq=False)
+class Container(IngestContainer):
+    """Everything a request needs, built once per process (per Lambda execution environment): the ingest
+    graph plus the ranker, the recommendation pipeline and the service over it."""
+
+    ranker: Ranker
+    pipeline: RecommendationPipeline
+    recommendations: RecommendationService
+
+    def backends(self) -> dict[str, str]:
+        """``describe()`` of every backend, for ``/v1/health``."""
+        return {**super().backends(), "ranker": self.ranker.describe()}
+
+
 def build_container(
     settings: Settings,
     *,
@@ -114,42 +99,34 @@ def build_container(
     through the artifact store, verifies) the bundle. Raises ``ArtifactError`` for a missing or damaged
     bundle and ``BackendUnavailableError`` when a backend cannot be reached.
     """
-    store, bundle, catalog = _served_catalogue(settings, version, artifacts)
-    state = state or state_store_for(settings.state, read_timeout_s=settings.state_read_timeout_s)
-    cache = cache or configured_cache(settings)
+    base = build_ingest_container(settings, version=version, artifacts=artifacts, state=state, cache=cache)
     ranker = ranker or ranker_for(
         settings.ranker,
-        bundle,
+        base.bundle,
         threads=settings.ranker_threads,
         timeout_s=settings.latency_budget_ms / 1000,
         breaker=_breaker("ranker", settings),
     )
     pipeline = build_pipeline(
-        bundle,
-        catalog,
+        base.bundle,
+        base.catalog,
         ranker,
         candidates=settings.candidates,
         latency_budget_ms=settings.latency_budget_ms,
     )
     recommendations = RecommendationService(
         pipeline,
-        state,
-        cache,
-        model_version=bundle.model_version,
-        version_tag=bundle.manifest.short_version,
+        base.state,
+        base.cache,
+        model_version=base.bundle.model_version,
+        version_tag=base.bundle.manifest.short_version,
         cache_ttl_s=settings.cache_ttl_s,
     )
     return Container(
-        settings=settings,
-        artifacts=store,
-        bundle=bundle,
-        catalog=catalog,
-        state=state,
-        cache=cache,
+        **{f.name: getattr(base, f.name) for f in fields(IngestContainer)},
         ranker=ranker,
         pipeline=pipeline,
         recommendations=recommendations,
-        events=EventService(catalog, state, cache, audit_key=audit_key_of(settings)),
     )
 
 

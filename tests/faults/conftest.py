@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 import redis
 from tests.faults.proxy import FaultProxy
 from tests.faults.ranking_stub import RankingStub
-from tests.processes import stop
+from tests.processes import stop, wait_for_redis
 from tests.unit.api_fakes import write_tiny_bundle
 
 from shoprec.settings import get_settings
@@ -64,7 +63,8 @@ def fault_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_ping(port, proc)
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2, socket_timeout=0.2)
+        wait_for_redis(client, proc, f"on port {port}", REDIS_STARTUP_S)
         yield ("127.0.0.1", port)
     finally:
         stop(proc, timeout_s=5)
@@ -86,20 +86,3 @@ def fault_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     yield
     get_settings.cache_clear()
-
-
-def _wait_for_ping(port: int, proc: subprocess.Popen[bytes]) -> None:
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2, socket_timeout=0.2)
-    deadline = time.monotonic() + REDIS_STARTUP_S
-    try:
-        while True:
-            try:
-                if client.ping():
-                    return
-            except redis.exceptions.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on port {port} did not start (exit code {proc.poll()})")
-            time.sleep(0.05)
-    finally:
-        client.close()

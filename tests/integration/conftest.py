@@ -13,14 +13,13 @@ import logging
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 from tests.integration.lambda_events import set_function_env
-from tests.processes import stop
+from tests.processes import stop, wait_for_redis
 
 from shoprec.artifacts import Bundle, load_bundle
 from shoprec.settings import get_settings
@@ -99,7 +98,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        _wait_for_ping(url, proc)
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.2, socket_timeout=0.2)
+        wait_for_redis(client, proc, f"on {url}", STARTUP_TIMEOUT_S)
         yield url
     finally:
         stop(proc, timeout_s=5)
@@ -159,20 +159,3 @@ def _install_redis_server() -> str:
     if done.returncode != 0 or exe is None:
         pytest.skip(f"could not install redis-server: {done.stderr.decode(errors='replace')[-300:]}")
     return exe
-
-
-def _wait_for_ping(url: str, proc: subprocess.Popen[bytes]) -> None:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.2, socket_timeout=0.2)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    try:
-        while True:
-            try:
-                if client.ping():
-                    return
-            except redis.exceptions.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on {url} did not start (exit code {proc.poll()})")
-            time.sleep(0.05)
-    finally:
-        client.close()

@@ -292,4 +292,6 @@ def test_deletion_audit_records_are_keyed_by_a_generated_secret_the_stack_keeps(
     assert generated["PasswordLength"] >= 32  # SHOPREC_AUDIT_KEY needs 16 at least
     assert not any(r["Type"] == "AWS::SecretsManager::RotationSchedule" for r in resources.values())
     env = template["Globals"]["Function"]["Environment"]["Variables"]  # both functions delete or ingest
-    assert env["SHOPREC_AUDIT_KEY"] == {"Fn::Sub": "{{resolve:secretsmanager:${AuditKeySecret}:SecretString}}"}
+    assert env["SHOPREC_AUDIT_KEY"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:${AuditKeySecret}:SecretString}}"
+    }
