@@ -10,11 +10,12 @@ from typing import Any
 
 import typer
 
-from shoprec.cli import endpoint, models, sagemaker, serving
+from shoprec.cli import endpoint, models, sagemaker, search_eval, serving
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="shoprec: search and recommendation.")
 app.command()(models.train)
 app.command()(models.evaluate)
+app.command()(search_eval.search_eval)
 app.command()(serving.serve)
 app.add_typer(serving.state_app, name="state")
 app.add_typer(endpoint.app, name="endpoint")
