@@ -281,7 +281,7 @@ def torch_embed(
 
 
 def export_onnx(model: SentenceEncoder, path: Path) -> Path:
-    """Write ``model`` as ONNX: (input_ids, attention_mask) [B, L] int64 → embedding [B, H] float32.
+    """Write ``model`` as ONNX: (input_ids, attention_mask) [B, L] int64 → sentence_embedding [B, H].
 
     Batch and sequence length are dynamic (L up to the model's position table); metadata names the model,
     its width, its position limit and the pooling, for ``TextEncoder.describe``.
@@ -337,7 +337,7 @@ def ffn_down_projections(path: Path, intermediate_size: int) -> list[str]:
     ]
 
 
-def quantize_text_encoder(src: Path, dst: Path, *, intermediate_size: int) -> Path:
+def quantize_text_encoder(src: Path, dst: Path, cfg: BertConfig) -> Path:
     """Dynamic int8 quantisation, per output channel, of every MatMul weight and the token embedding table
     except the FFN down-projections (their inputs, after GELU, carry the outliers), which stay fp32.
 
@@ -347,7 +347,11 @@ def quantize_text_encoder(src: Path, dst: Path, *, intermediate_size: int) -> Pa
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    keep_fp32 = ffn_down_projections(src, intermediate_size)
+    keep_fp32 = ffn_down_projections(src, cfg.intermediate_size)
+    if len(keep_fp32) != cfg.num_hidden_layers:
+        raise ValueError(
+            f"found {len(keep_fp32)} FFN down-projections in {src}, expected {cfg.num_hidden_layers}"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_dynamic(
@@ -392,7 +396,7 @@ def export_text_encoder(
     out_dir.mkdir(parents=True, exist_ok=True)
     model = load_sentence_encoder(model_dir)
     fp32 = export_onnx(model, out_dir / FP32_FILE)
-    int8 = quantize_text_encoder(fp32, out_dir / INT8_FILE, intermediate_size=model.cfg.intermediate_size)
+    int8 = quantize_text_encoder(fp32, out_dir / INT8_FILE, model.cfg)
     tokenizer = Path(shutil.copyfile(model_dir / TOKENIZER_FILE, out_dir / TOKENIZER_FILE))
 
     texts = list(PARITY_TEXTS)
