@@ -9,7 +9,7 @@ ARTIFACTS ?= artifacts/scientific
 PORT ?= 8000
 export SHOPREC_DATA_ROOT ?= $(DATA_ROOT)
 
-.PHONY: venv run test lint unit integration e2e bench bench-api bench-epochs eval-beauty eval-scientific validate-template clean
+.PHONY: venv run test lint unit integration e2e bench bench-api bench-epochs bench-subsamples eval-beauty eval-scientific validate-template clean
 
 # The venv is rebuilt only when pyproject.toml changes; torch comes from the pinned CPU wheel.
 $(STAMP): pyproject.toml
@@ -67,11 +67,15 @@ eval-scientific: $(STAMP)
 bench-epochs: $(STAMP)
 	$(PY) bench/bench_epochs.py --max-batches 40
 
+# The defaults on half of the users (two seeds, Scientific and Beauty): served list vs item-CF alone.
+bench-subsamples: $(STAMP)
+	$(PY) bench/bench_subsamples.py --fraction 0.5 --seeds 1 2
+
 # Serving latency through the ASGI app (in-process ONNX ranking) and the Lambda handler's cold start.
 bench-api: $(STAMP) $(ARTIFACTS)/manifest.json
 	$(PY) bench/bench_api.py --artifacts $(ARTIFACTS)
 
-bench: bench-api eval-beauty eval-scientific bench-epochs
+bench: bench-api eval-beauty eval-scientific bench-epochs bench-subsamples
 
 clean:
 	rm -rf $(VENV) .venv-sam .aws-sam artifacts bench-results .pytest_cache .mypy_cache .ruff_cache
