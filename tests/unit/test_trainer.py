@@ -27,7 +27,15 @@ pytestmark = pytest.mark.train
 # Ten users who all walk the same chain 0 → 1 → 2 → ... : next-item prediction is learnable.
 CHAIN = [np.arange(i % 3, i % 3 + 6, dtype=np.int64) for i in range(10)]
 TINY = TrainConfig(
-    hidden=16, blocks=1, heads=1, max_len=6, dropout=0.0, lr=0.01, batch_size=4, seed=1, warmup_steps=3
+    hidden=16,
+    blocks=1,
+    heads=1,
+    max_len=6,
+    dropout=0.0,
+    lr=0.01,
+    batch_size=4,
+    seed=1,
+    warmup_steps=3,
 )
 
 
@@ -166,6 +174,7 @@ def test_auto_loss_switches_to_sampled_softmax_at_the_threshold() -> None:
         ("negatives", 0),
         ("negative_power", -0.5),
         ("negative_power", float("nan")),
+        ("min_steps", -1),
     ],
 )
 def test_invalid_settings_are_refused_naming_the_field(field: str, value: object) -> None:
@@ -200,3 +209,20 @@ def test_auto_device_on_this_machine_follows_torch() -> None:
 def test_a_torchrun_rank_trains_on_its_process_group_device() -> None:
     rank = DistContext(rank=1, world_size=2, local_rank=1, device=torch.device("cpu"))
     assert resolve_device("cuda", rank, cuda_available=False) == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("batches", "expected"),
+    [(175, 16), (125, 16), (65, 31), (33, 61), (1, 2_000)],  # Beauty, 16k users, Scientific, its half
+)
+def test_a_small_dataset_plans_enough_epochs_for_the_minimum_steps(batches: int, expected: int) -> None:
+    assert TrainConfig(min_steps=2_000).epochs_for(batches) == expected
+    assert TrainConfig().epochs_for(batches) == 16  # off by default: max_epochs exactly
+
+
+def test_training_runs_the_epochs_the_minimum_steps_need() -> None:
+    # CHAIN is 3 batches of 4 sequences: 12 steps need 4 epochs where max_epochs asks for 2.
+    cfg = replace(TINY, max_epochs=2, min_steps=12, patience=100)
+    result = train_sasrec(CHAIN, 10, cfg, lambda model: 0.0)
+    assert len(result.epochs) == 4
+    assert result.stopped_by == "max epochs"

@@ -68,7 +68,12 @@ def train(
     dropout: Annotated[float, typer.Option(help="Dropout rate.")] = _DEFAULTS.dropout,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = _DEFAULTS.lr,
     batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = _DEFAULTS.batch_size,
-    max_epochs: Annotated[int, typer.Option(help="Upper bound on epochs.")] = _DEFAULTS.max_epochs,
+    max_epochs: Annotated[
+        int, typer.Option(help="Epochs of the learning-rate plan (more if --min-steps needs them).")
+    ] = _DEFAULTS.max_epochs,
+    min_steps: Annotated[
+        int, typer.Option(help="Plan at least this many optimiser steps (0: exactly --max-epochs).")
+    ] = _DEFAULTS.min_steps,
     patience: Annotated[
         int, typer.Option(help="Stop after this many epochs without validation gain.")
     ] = _DEFAULTS.patience,
@@ -115,6 +120,7 @@ def train(
             lr=lr,
             batch_size=batch_size,
             max_epochs=max_epochs,
+            min_steps=min_steps,
             patience=patience,
             max_minutes=max_minutes,
             seed=seed,

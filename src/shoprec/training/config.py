@@ -37,6 +37,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     batch_size: int = 128
     max_epochs: int = 16
+    min_steps: int = 0
+    """Plan at least enough epochs for this many optimiser steps (0: ``max_epochs`` exactly). A small
+    dataset has few batches an epoch, and its Transformer is still improving at epoch 16 (Scientific:
+    valid NDCG@10 0.0889 at 16 epochs, 0.0916 with ``min_steps=2000``); but the served list, which fuses
+    the ranker with item-CF, did not gain from it (docs/training.md), so it is off by default."""
     patience: int = 5
     max_minutes: float = 12.0
     warmup_steps: int = 100
@@ -58,10 +63,16 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.min_steps < 0:
+            raise ValueError(f"min_steps must be >= 0, got {self.min_steps}")
         if self.negatives < 1:
             raise ValueError(f"negatives must be >= 1, got {self.negatives}")
         if not (math.isfinite(self.negative_power) and self.negative_power >= 0):
             raise ValueError(f"negative_power must be a finite number >= 0, got {self.negative_power}")
+
+    def epochs_for(self, batches_per_epoch: int) -> int:
+        """Epochs to plan for ``batches_per_epoch``: ``max_epochs``, or more to reach ``min_steps``."""
+        return max(self.max_epochs, math.ceil(self.min_steps / max(batches_per_epoch, 1)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -259,7 +259,8 @@ def train_sasrec(
     """Train with Adam on full or sampled softmax cross-entropy (``config.loss``, resolved by catalogue size
     for ``auto``); keep the weights of the best validation NDCG@10.
 
-    Stops after ``patience`` epochs without improvement, after ``max_epochs``, or when ``max_minutes``
+    Stops after ``patience`` epochs without improvement, after ``config.epochs_for(batches per epoch)``
+    (``max_epochs``, or more for a small dataset to reach ``min_steps``), or when ``max_minutes``
     would be exceeded by another epoch. With ``checkpoint_dir`` the best and the last state are saved
     after every epoch and training resumes from the last state when one is found there (spot restarts).
 
@@ -288,8 +289,9 @@ def train_sasrec(
     t0 = time.perf_counter()
     budget = config.max_minutes * 60.0
     epoch_seconds = 0.0
-    planned_epochs = config.max_epochs
-    for epoch in range(start_epoch, config.max_epochs + 1):
+    max_epochs = config.epochs_for(steps.n_batches)
+    planned_epochs = max_epochs
+    for epoch in range(start_epoch, max_epochs + 1):
         (elapsed,) = broadcast_from_main([time.perf_counter() - t0], ctx)
         if epoch > start_epoch:
             if elapsed + epoch_seconds > budget:
@@ -297,7 +299,7 @@ def train_sasrec(
                 break
             # The learning-rate schedule decays over the epochs that fit into the time budget, so a
             # large catalogue still ends its run at a small learning rate instead of being cut mid-way.
-            planned_epochs = min(config.max_epochs, epoch - 1 + int((budget - elapsed) // epoch_seconds))
+            planned_epochs = min(max_epochs, epoch - 1 + int((budget - elapsed) // epoch_seconds))
         te = time.perf_counter()
         train_loss = steps.run_epoch(epoch, planned_epochs, on_batch=on_batch)
         score = -1.0
