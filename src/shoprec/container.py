@@ -337,11 +337,15 @@ class LazyGraph(Generic[G]):
 
     def __init__(
         self,
-        factory: Callable[[str | None], G],
+        factory: Callable[[str | None], G] | None = None,
         *,
         current_version: Callable[[], str | None] | None = None,
         retry_after_s: float = 60.0,
     ) -> None:
+        if factory is None:  # the process-wide graph, following the settings' served-version parameter
+            factory = self._default_factory()
+            if current_version is None:
+                current_version = default_served_version
         self._factory = factory
         self._current_version = current_version
         self._retry_after_s = retry_after_s
@@ -350,6 +354,10 @@ class LazyGraph(Generic[G]):
         self._tracks_version = False
         self._failed: tuple[str, float] | None = None
         self._lock = threading.Lock()
+
+    def _default_factory(self) -> Callable[[str | None], G]:
+        """The factory of the process-wide graph, for subclasses that have one."""
+        raise TypeError(f"{type(self).__name__} needs a factory")
 
     @property
     def built(self) -> bool:
@@ -412,38 +420,18 @@ class LazyGraph(Generic[G]):
 
 
 class LazyContainer(LazyGraph[Container]):
-    """The API graph, built on first use. Without arguments: from the process-wide settings, following
+    """The API graph, built on first use. Without a factory: from the process-wide settings, following
     their served-version parameter when one is configured."""
 
-    def __init__(
-        self,
-        factory: Callable[[str | None], Container] | None = None,
-        *,
-        current_version: Callable[[], str | None] | None = None,
-        retry_after_s: float = 60.0,
-    ) -> None:
-        if factory is None and current_version is None:
-            current_version = default_served_version
-        super().__init__(
-            factory or default_container, current_version=current_version, retry_after_s=retry_after_s
-        )
+    def _default_factory(self) -> Callable[[str | None], Container]:
+        return default_container
 
 
 class LazyIngestContainer(LazyGraph[IngestContainer]):
     """The ingest function's graph, built on first use, as :class:`LazyContainer` builds the API's."""
 
-    def __init__(
-        self,
-        factory: Callable[[str | None], IngestContainer] | None = None,
-        *,
-        current_version: Callable[[], str | None] | None = None,
-        retry_after_s: float = 60.0,
-    ) -> None:
-        if factory is None and current_version is None:
-            current_version = default_served_version
-        super().__init__(
-            factory or default_ingest_container, current_version=current_version, retry_after_s=retry_after_s
-        )
+    def _default_factory(self) -> Callable[[str | None], IngestContainer]:
+        return default_ingest_container
 
 
 def default_container(version: str | None = None) -> Container:
