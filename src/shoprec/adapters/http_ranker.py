@@ -183,12 +183,6 @@ class _DeadlineHTTPConnection(http.client.HTTPConnection):
         self.sock = _DeadlineSocket(self.sock, self._deadline, self._clock)
 
 
-class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int | None, deadline: float, clock: Callable[[], float]) -> None:
-        super().__init__(host, port, timeout=max(deadline - clock(), _MIN_TIMEOUT_S))
-        self._deadline = deadline
-        self._clock = clock
-
-    def connect(self) -> None:
-        super().connect()  # TCP connect and TLS handshake, bounded by the constructor's timeout
-        self.sock = _DeadlineSocket(self.sock, self._deadline, self._clock)
+class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, http.client.HTTPSConnection):
+    """The same over TLS: the inherited ``connect`` runs HTTPSConnection's (TCP connect and TLS handshake,
+    bounded by the constructor's timeout) before wrapping the TLS socket."""
