@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from shoprec.cli.common import cli_errors, fail, progress_bars, stdout_console
+from shoprec.cli.common import cli_errors, progress_bars, stdout_console
 
 if TYPE_CHECKING:
     from shoprec.services.recommendation import RecommendationService
@@ -178,12 +178,10 @@ def search_eval(
     ],
     qrels_file: Annotated[Path, typer.Option("--qrels", help="Judgments, TREC format: qid 0 item_id grade.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
-    k: Annotated[int, typer.Option("--k", help="Cut-off of nDCG.")] = 10,
+    k: Annotated[int, typer.Option("--k", min=1, help="Cut-off of nDCG.")] = 10,
 ) -> None:
     """Score the bundle's search (no user, no filters) on a judged query set: nDCG@k, Recall@50 and MRR,
     overall and per query kind."""
-    if k < 1:
-        fail(ValueError(f"--k must be >= 1, got {k}"))
     with cli_errors():
         queries = read_queries(queries_file)
     with cli_errors(), tempfile.TemporaryDirectory(prefix="shoprec-search-eval-") as state_dir:
