@@ -1,13 +1,30 @@
-"""Stopping the servers tests start as subprocesses (redis-server, `shoprec serve`, the ranking endpoint),
-and waiting for a redis-server to answer."""
+"""The servers tests start as subprocesses (redis-server, `shoprec serve`, the ranking endpoint): a free
+port for them, the command that runs `shoprec`, waiting for a redis-server to answer, and stopping them."""
 
 from __future__ import annotations
 
+import shutil
+import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import redis
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the caller binds it soon after)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_command() -> list[str]:
+    """The command that runs this venv's ``shoprec``."""
+    exe = shutil.which("shoprec", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "shoprec.cli"]
 
 
 def stop(proc: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +14,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from tests.processes import stop
+from tests.processes import free_port, serve_command, stop
 
 from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
 from shoprec.artifacts import load_bundle
@@ -39,17 +36,6 @@ class Server:
             return store.recent_items(user_id)
         finally:
             store.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def serve_command() -> list[str]:
-    exe = shutil.which("shoprec", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "shoprec.cli"]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import UnexpectedBatchTypeError
 from tests.integration.lambda_events import LambdaContext, load_handler, set_function_env, sqs_event
-from tests.unit.api_fakes import write_tiny_bundle
 
 from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
 from shoprec.artifacts import load_bundle
@@ -28,22 +27,15 @@ Record = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def edge_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bundle(tmp_path_factory.mktemp("poison") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def edge_items(edge_bundle_dir: Path) -> list[str]:
-    return list(load_bundle(edge_bundle_dir).item_ids)
+def edge_items(fault_bundle_dir: Path) -> list[str]:
+    return list(load_bundle(fault_bundle_dir).item_ids)
 
 
 @pytest.fixture
-def edge_state_db(edge_bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def edge_state_db(fault_bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The ingest function's environment over the tiny bundle; yields its sqlite state file."""
     state_db = tmp_path / "state.db"
-    set_function_env(monkeypatch, edge_bundle_dir, state_db)
-    # The tiny bundle's ONNX file is a placeholder: name a ranker that is built without loading anything.
-    monkeypatch.setenv("SHOPREC_RANKER", "http://127.0.0.1:9")
+    set_function_env(monkeypatch, fault_bundle_dir, state_db)
     yield state_db
     get_settings.cache_clear()
 

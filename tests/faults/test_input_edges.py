@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.api_fakes import Api, assert_problem, make_api, write_tiny_bundle
+from tests.unit.api_fakes import Api, assert_problem, make_api
 
 from shoprec.api.errors import MAX_PROBLEM_ERRORS
 
@@ -22,14 +22,9 @@ URL_HUGE = 60_000  # httpx refuses URLs over 65,536 characters
 SHORT_PROBLEM_BYTES = 3_000
 
 
-@pytest.fixture(scope="module")
-def edge_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bundle(tmp_path_factory.mktemp("edges") / "tiny")
-
-
 @pytest.fixture
-def edge_api(edge_bundle_dir: Path) -> Api:
-    return make_api(edge_bundle_dir)
+def edge_api(fault_bundle_dir: Path) -> Api:
+    return make_api(fault_bundle_dir)
 
 
 def event(n: int, **extra: Any) -> dict[str, Any]:

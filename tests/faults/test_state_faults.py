@@ -24,10 +24,10 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
-from tests.e2e.test_serve_e2e import free_port, serve_command
 from tests.faults.measure import Tally
 from tests.faults.proxy import FaultProxy, Mode
 from tests.faults.ranking_stub import RankingStub
+from tests.processes import free_port, serve_command
 from tests.unit.fakes import FakeRanker
 
 from shoprec.adapters.aws.clients import aws_client

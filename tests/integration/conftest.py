@@ -19,19 +19,12 @@ from pathlib import Path
 import pytest
 import redis
 from tests.integration.lambda_events import set_function_env
-from tests.processes import stop, wait_for_redis
+from tests.processes import free_port, stop, wait_for_redis
 
 from shoprec.artifacts import Bundle, load_bundle
 from shoprec.settings import get_settings
 
 STARTUP_TIMEOUT_S = 20.0
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the caller binds it soon after)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

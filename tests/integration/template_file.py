@@ -31,3 +31,9 @@ layer_sizes = _load_layer_sizes()
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     data: dict[str, Any] = layer_sizes.load_template(path)
     return data
+
+
+def props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    """The ``Properties`` of resource ``logical_id``."""
+    p: dict[str, Any] = resources[logical_id]["Properties"]
+    return p

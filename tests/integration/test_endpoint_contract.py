@@ -18,8 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from tests.integration.conftest import free_port
-from tests.processes import stop
+from tests.processes import free_port, stop
 
 from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
 from shoprec.artifacts import Bundle

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.conftest import free_port
-from tests.processes import stop
+from tests.processes import free_port, stop
 from tests.pythons import find_python
 
 from shoprec.artifacts import Bundle

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.template_file import layer_sizes, load_template
+from tests.integration.template_file import layer_sizes, load_template, props
 from tests.pythons import find_python, pyc_flags
 
 from shoprec.deploy import rollout
@@ -43,11 +43,6 @@ def template() -> dict[str, Any]:
 def resources(template: dict[str, Any]) -> dict[str, Any]:
     res: dict[str, Any] = template["Resources"]
     return res
-
-
-def props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
-    p: dict[str, Any] = resources[logical_id]["Properties"]
-    return p
 
 
 def of_type(resources: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from tests.integration.template_file import load_template
+from tests.integration.template_file import load_template, props
 
 from shoprec.adapters.aws.redis_cache import DEFAULT_PREFIX
 from shoprec.api.app import create_app
@@ -29,11 +29,6 @@ def template() -> dict[str, Any]:
 def resources(template: dict[str, Any]) -> dict[str, Any]:
     res: dict[str, Any] = template["Resources"]
     return res
-
-
-def props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
-    p: dict[str, Any] = resources[logical_id]["Properties"]
-    return p
 
 
 def api_events(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
