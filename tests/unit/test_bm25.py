@@ -5,7 +5,7 @@ import pytest
 from tests.unit.fakes import make_catalog
 
 from shoprec.catalog import CatalogIndex
-from shoprec.search.bm25 import Bm25Search, tokenize
+from shoprec.search.bm25 import Bm25Search, analyze, tokenize
 
 CATALOG = make_catalog()
 SEARCH = Bm25Search.build(CATALOG)
@@ -77,3 +77,31 @@ def test_a_catalogue_without_text_builds_and_matches_nothing() -> None:
     empty = CatalogIndex.build(["a", "b"], {})
     search = Bm25Search.build(empty)
     assert search.search("anything", 5)[0].size == 0
+
+
+def _catalog(titles: list[str]) -> CatalogIndex:
+    return CatalogIndex.build(
+        [f"i{n}" for n in range(len(titles))], {f"i{n}": {"title": t} for n, t in enumerate(titles)}
+    )
+
+
+def test_analyze_gives_an_exact_and_a_stem_token_per_word() -> None:
+    assert analyze("The Measuring Calipers") == (["measuring", "caliper"], ["~measur", "~calip"])
+    assert analyze("the of") == ([], [])
+
+
+def test_stems_find_other_word_forms_and_exact_matches_rank_first() -> None:
+    catalog = _catalog(["Measure Tape", "Measuring Cup", "Tape Dispenser"])
+    search = Bm25Search.build(catalog)
+    idx, scores = search.search("measuring", 10)
+    assert [catalog.item_ids[i] for i in idx] == ["i1", "i0"]  # exact "measuring" first, then the stem
+    assert scores[0] > scores[1] > 0
+    assert [catalog.item_ids[i] for i in search.search("measure", 10)[0]] == ["i0", "i1"]
+
+
+def test_stem_weight_zero_matches_exact_tokens_only() -> None:
+    catalog = _catalog(["Measure Tape", "Measuring Cup"])
+    exact_only = Bm25Search.build(catalog, stem_weight=0.0)
+    assert [catalog.item_ids[i] for i in exact_only.search("measuring", 10)[0]] == ["i1"]
+    with pytest.raises(ValueError, match="stem_weight"):
+        Bm25Search.build(catalog, stem_weight=-0.5)

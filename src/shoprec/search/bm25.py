@@ -7,10 +7,16 @@ statistics: a word in a 10-word title is strong evidence, the same word somewher
 description is weak, and a long description cannot dilute a title match.  The cost is one sparse score
 pass per field, which on a few thousand items is well under a millisecond.
 
-Tokenisation is deliberately simple and shared by documents and queries: lowercase, words of two or
-more letters or digits, the English stopwords of ``bm25s``, and a light plural folding (a final ``s``
-is dropped from words longer than three letters unless they end in ``ss``, ``us`` or ``is``), so that
-"calipers" finds "caliper" and "glass" stays "glass".
+Tokenisation is shared by documents and queries: lowercase, words of two or more letters or digits, the
+English stopwords of ``bm25s``.  Every word then gives two tokens: its *exact* form with a light plural
+folding (a final ``s`` is dropped from words longer than three letters unless they end in ``ss``, ``us``
+or ``is``: "calipers" finds "caliper", "glass" stays "glass"), and its Snowball (PyStemmer) English stem
+prefixed with ``~`` ("measuring" and "measure" both give ``~measur``).  Both live in the same per-field
+index, so every document is exactly twice as long and BM25's length normalisation is unchanged; the
+score is ``exact + stem_weight * stem`` (0.5), so a stem match finds word forms the plural folding
+misses while an exact match still ranks first.  Stems alone conflate too much ("electrical",
+"electric" and "electronics" are all ``electr``; "tubing" is ``tube``) and cost keyword and attribute
+queries accuracy on the dev set (docs/search.md, "Lexical channel").
 
 Matching is a disjunction (any query word), ranked by score; the matched set (every item with a
 positive score) is what facets count.
@@ -22,6 +28,7 @@ implement it later.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -29,6 +36,7 @@ from typing import Any, Protocol
 import bm25s
 import numpy as np
 import numpy.typing as npt
+import Stemmer  # type: ignore[import-not-found]  # PyStemmer ships no type information
 from bm25s.stopwords import STOPWORDS_EN
 
 from shoprec.catalog import BoolArray, CatalogIndex, IntArray
@@ -41,21 +49,60 @@ DEFAULT_FIELD_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {"title": 3.0, "brand": 1.5, "categories": 1.0, "description": 0.5}
 )
 
+DEFAULT_STEM_WEIGHT = 0.5
+STEM_PREFIX = "~"
+
 _TOKEN = re.compile(r"\b\w\w+\b")
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _KEEP_S = ("ss", "us", "is")
+_local = threading.local()
+
+
+def _stem_words(words: list[str]) -> list[str]:
+    """Snowball English stems of ``words``, with this thread's stemmer (PyStemmer objects are not
+    thread-safe; each keeps its own cache of stemmed words)."""
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return list(stemmer.stemWords(words))
+
+
+def words(text: str) -> list[str]:
+    """The lowercased words of ``text`` (two or more letters or digits), stopwords included: what the
+    tokens are made of, and what spelling correction works on."""
+    return _TOKEN.findall(text.lower())
+
+
+def _fold(word: str) -> str:
+    if len(word) > 3 and word.endswith("s") and not word.endswith(_KEEP_S):
+        return word[:-1]
+    return word
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercased word tokens of ``text`` without stopwords, plurals folded (see the module docstring)."""
-    out: list[str] = []
-    for tok in _TOKEN.findall(text.lower()):
-        if tok in _STOPWORDS:
-            continue
-        if len(tok) > 3 and tok.endswith("s") and not tok.endswith(_KEEP_S):
-            tok = tok[:-1]
-        out.append(tok)
-    return out
+    """The exact tokens of ``text``: its words without stopwords, plurals folded (module docstring)."""
+    return [_fold(w) for w in words(text) if w not in _STOPWORDS]
+
+
+def analyze(text: str) -> tuple[list[str], list[str]]:
+    """The exact tokens of ``text`` (:func:`tokenize`) and its stem tokens (``~`` + Snowball stem), one of
+    each per word."""
+    kept = [w for w in words(text) if w not in _STOPWORDS]
+    if not kept:
+        return [], []
+    return [_fold(w) for w in kept], [STEM_PREFIX + s for s in _stem_words(kept)]
+
+
+def _analyze_corpus(texts: list[str], *, stems: bool = True) -> list[list[str]]:
+    """Every text's exact tokens followed by its stem tokens when ``stems`` (:func:`analyze`), each
+    distinct word folded and stemmed once."""
+    docs = [[w for w in words(t) if w not in _STOPWORDS] for t in texts]
+    vocab = list({w: None for doc in docs for w in doc})
+    exact = {w: _fold(w) for w in vocab}
+    if not stems:
+        return [[exact[w] for w in doc] for doc in docs]
+    stem = {w: STEM_PREFIX + s for w, s in zip(vocab, _stem_words(vocab), strict=True)}
+    return [[exact[w] for w in doc] + [stem[w] for w in doc] for doc in docs]
 
 
 class SearchRecall(Protocol):
@@ -78,9 +125,16 @@ class Bm25Search:
 
     name = BM25
 
-    def __init__(self, n_items: int, fields: Mapping[str, tuple[Any, float]]) -> None:
+    def __init__(
+        self,
+        n_items: int,
+        fields: Mapping[str, tuple[Any, float]],
+        *,
+        stem_weight: float = DEFAULT_STEM_WEIGHT,
+    ) -> None:
         """Use :meth:`build`.  ``fields`` maps a field name to (indexed ``bm25s.BM25``, weight)."""
         self.n_items = n_items
+        self.stem_weight = stem_weight
         self._fields = dict(fields)
 
     @classmethod
@@ -91,9 +145,13 @@ class Bm25Search:
         weights: Mapping[str, float] = DEFAULT_FIELD_WEIGHTS,
         k1: float = 1.2,
         b: float = 0.75,
+        stem_weight: float = DEFAULT_STEM_WEIGHT,
     ) -> Bm25Search:
         """Index the catalogue's fields named in ``weights`` (``title``, ``brand``, ``categories``,
-        ``description``); fields with weight 0 are not indexed."""
+        ``description``); fields with weight 0 are not indexed.  ``stem_weight`` weighs stem matches
+        against exact ones (0: exact tokens only)."""
+        if stem_weight < 0:
+            raise ValueError(f"stem_weight must be >= 0, got {stem_weight}")
         texts: dict[str, list[str]] = {
             "title": catalog.titles,
             "brand": catalog.brands,
@@ -109,24 +167,27 @@ class Bm25Search:
                 raise ValueError(f"field weight must be >= 0, got {name}={weight}")
             if weight == 0:
                 continue
-            corpus = [tokenize(t) for t in texts[name]]
+            corpus = _analyze_corpus(texts[name], stems=stem_weight > 0)
             if not any(corpus):
                 continue  # bm25s cannot index a field that is empty everywhere
             index = bm25s.BM25(k1=k1, b=b)
             index.index(corpus, show_progress=False)
             fields[name] = (index, weight)
-        return cls(catalog.n_items, fields)
+        return cls(catalog.n_items, fields, stem_weight=stem_weight)
 
     def scores(self, query: str) -> FloatArray:
         """The weighted BM25 score of every item for ``query`` (0 where no query word occurs)."""
         total = np.zeros(self.n_items, dtype=np.float32)
-        tokens = list(dict.fromkeys(tokenize(query)))
-        if not tokens:
-            return total
+        exact, stems = analyze(query)
+        groups = [(list(dict.fromkeys(exact)), 1.0)]
+        if self.stem_weight > 0:
+            groups.append((list(dict.fromkeys(stems)), self.stem_weight))
         for index, weight in self._fields.values():
-            ids = index.get_tokens_ids(tokens)
-            if ids:
-                total += weight * np.asarray(index.get_scores_from_ids(ids), dtype=np.float32)
+            for tokens, group_weight in groups:
+                ids = index.get_tokens_ids(tokens)
+                if ids:
+                    scores = np.asarray(index.get_scores_from_ids(ids), dtype=np.float32)
+                    total += (weight * group_weight) * scores
         return total
 
     def match(self, query: str) -> tuple[IntArray, FloatArray]:
