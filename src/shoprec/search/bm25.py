@@ -18,6 +18,12 @@ misses while an exact match still ranks first.  Stems alone conflate too much ("
 "electric" and "electronics" are all ``electr``; "tubing" is ``tube``) and cost keyword and attribute
 queries accuracy on the dev set (docs/search.md, "Lexical channel").
 
+Spelling (:mod:`shoprec.search.spelling`, on by default): the query's misspelled words are corrected
+against the catalogue's own vocabulary ("nitrle glovs" -> "nitrile gloves", "ductape" -> "duct tape"),
+and the query is searched with its original words *and* their corrections, so a word the catalogue
+spells wrong too still finds those items.  :meth:`Bm25Search.correct` reports the corrected query (for a
+"showing results for ..." line).
+
 Matching is a disjunction (any query word), ranked by score; the matched set (every item with a
 positive score) is what facets count.
 
@@ -41,6 +47,7 @@ from bm25s.stopwords import STOPWORDS_EN
 
 from shoprec.catalog import BoolArray, CatalogIndex, IntArray
 from shoprec.recall.channels import top_n
+from shoprec.search.spelling import Correction, SpellingCorrector
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -53,7 +60,7 @@ DEFAULT_STEM_WEIGHT = 0.5
 STEM_PREFIX = "~"
 
 _TOKEN = re.compile(r"\b\w\w+\b")
-_STOPWORDS = frozenset(STOPWORDS_EN)
+STOPWORDS = frozenset(STOPWORDS_EN)
 _KEEP_S = ("ss", "us", "is")
 _local = threading.local()
 
@@ -81,22 +88,25 @@ def _fold(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """The exact tokens of ``text``: its words without stopwords, plurals folded (module docstring)."""
-    return [_fold(w) for w in words(text) if w not in _STOPWORDS]
+    return [_fold(w) for w in words(text) if w not in STOPWORDS]
 
 
 def analyze(text: str) -> tuple[list[str], list[str]]:
     """The exact tokens of ``text`` (:func:`tokenize`) and its stem tokens (``~`` + Snowball stem), one of
     each per word."""
-    kept = [w for w in words(text) if w not in _STOPWORDS]
+    kept = [w for w in words(text) if w not in STOPWORDS]
     if not kept:
         return [], []
     return [_fold(w) for w in kept], [STEM_PREFIX + s for s in _stem_words(kept)]
 
 
-def _analyze_corpus(texts: list[str], *, stems: bool = True) -> list[list[str]]:
-    """Every text's exact tokens followed by its stem tokens when ``stems`` (:func:`analyze`), each
-    distinct word folded and stemmed once."""
-    docs = [[w for w in words(t) if w not in _STOPWORDS] for t in texts]
+def _content_words(texts: list[str]) -> list[list[str]]:
+    return [[w for w in words(t) if w not in STOPWORDS] for t in texts]
+
+
+def _analyze_corpus(docs: list[list[str]], *, stems: bool = True) -> list[list[str]]:
+    """Every document's exact tokens followed by its stem tokens when ``stems`` (:func:`analyze`), given
+    its words without stopwords; each distinct word is folded and stemmed once."""
     vocab = list({w: None for doc in docs for w in doc})
     exact = {w: _fold(w) for w in vocab}
     if not stems:
@@ -131,10 +141,12 @@ class Bm25Search:
         fields: Mapping[str, tuple[Any, float]],
         *,
         stem_weight: float = DEFAULT_STEM_WEIGHT,
+        spelling: SpellingCorrector | None = None,
     ) -> None:
         """Use :meth:`build`.  ``fields`` maps a field name to (indexed ``bm25s.BM25``, weight)."""
         self.n_items = n_items
         self.stem_weight = stem_weight
+        self.spelling = spelling
         self._fields = dict(fields)
 
     @classmethod
@@ -146,10 +158,13 @@ class Bm25Search:
         k1: float = 1.2,
         b: float = 0.75,
         stem_weight: float = DEFAULT_STEM_WEIGHT,
+        spelling: bool = True,
     ) -> Bm25Search:
         """Index the catalogue's fields named in ``weights`` (``title``, ``brand``, ``categories``,
         ``description``); fields with weight 0 are not indexed.  ``stem_weight`` weighs stem matches
-        against exact ones (0: exact tokens only)."""
+        against exact ones (0: exact tokens only).  ``spelling`` builds a :class:`SpellingCorrector`
+        over all four fields (whatever their weights) from the same words, about 0.15 s more on the
+        4,344 Scientific items."""
         if stem_weight < 0:
             raise ValueError(f"stem_weight must be >= 0, got {stem_weight}")
         texts: dict[str, list[str]] = {
@@ -161,24 +176,48 @@ class Bm25Search:
         unknown = set(weights) - set(texts)
         if unknown:
             raise ValueError(f"unknown search fields {sorted(unknown)}; expected some of {sorted(texts)}")
-        fields: dict[str, tuple[Any, float]] = {}
         for name, weight in weights.items():
             if weight < 0:
                 raise ValueError(f"field weight must be >= 0, got {name}={weight}")
+        used = [name for name in texts if spelling or weights.get(name, 0) > 0]
+        docs = {name: _content_words(texts[name]) for name in used}
+        fields: dict[str, tuple[Any, float]] = {}
+        for name, weight in weights.items():
             if weight == 0:
                 continue
-            corpus = _analyze_corpus(texts[name], stems=stem_weight > 0)
+            corpus = _analyze_corpus(docs[name], stems=stem_weight > 0)
             if not any(corpus):
                 continue  # bm25s cannot index a field that is empty everywhere
             index = bm25s.BM25(k1=k1, b=b)
             index.index(corpus, show_progress=False)
             fields[name] = (index, weight)
-        return cls(catalog.n_items, fields, stem_weight=stem_weight)
+        corrector = None
+        if spelling:
+            corrector = SpellingCorrector.from_words(
+                [doc for name in texts for doc in docs[name]],
+                [*docs["title"], *docs["categories"]],
+                skip=STOPWORDS,
+            )
+        return cls(
+            catalog.n_items,
+            fields,
+            stem_weight=stem_weight,
+            spelling=corrector,
+        )
+
+    def correct(self, query: str) -> Correction:
+        """``query`` with its misspelled words corrected to the catalogue's (unchanged without spelling)."""
+        if self.spelling is None:
+            return Correction(query, query)
+        return self.spelling.correct(query, words)
 
     def scores(self, query: str) -> FloatArray:
         """The weighted BM25 score of every item for ``query`` (0 where no query word occurs)."""
         total = np.zeros(self.n_items, dtype=np.float32)
-        exact, stems = analyze(query)
+        correction = self.correct(query)
+        # The original words and their corrections: a corrected word that the catalogue has (rarely)
+        # still finds the items that spell it so.
+        exact, stems = analyze(query + " " + correction.corrected if correction.changed else query)
         groups = [(list(dict.fromkeys(exact)), 1.0)]
         if self.stem_weight > 0:
             groups.append((list(dict.fromkeys(stems)), self.stem_weight))
