@@ -5,7 +5,7 @@ import pytest
 from tests.unit.fakes import make_catalog
 
 from shoprec.catalog import CatalogIndex
-from shoprec.search.bm25 import Bm25Search, analyze, tokenize
+from shoprec.search.bm25 import Bm25Search, analyze, tokenize, words
 
 CATALOG = make_catalog()
 SEARCH = Bm25Search.build(CATALOG)
@@ -17,7 +17,7 @@ def ids(idx: np.ndarray) -> list[str]:
 
 def test_tokenize_lowercases_drops_stopwords_and_folds_plurals() -> None:
     assert tokenize("The Glass Beakers of a LAB") == ["glass", "beaker", "lab"]
-    assert tokenize("calipers gas bus axis x 6 1.75mm") == ["caliper", "gas", "bus", "axis", "75mm"]
+    assert tokenize("calipers gas bus axis x 6 1.75mm") == ["caliper", "gas", "bus", "axis", "1.75mm"]
 
 
 def test_title_match_beats_description_match() -> None:
@@ -105,3 +105,39 @@ def test_stem_weight_zero_matches_exact_tokens_only() -> None:
     assert [catalog.item_ids[i] for i in exact_only.search("measuring", 10)[0]] == ["i1"]
     with pytest.raises(ValueError, match="stem_weight"):
         Bm25Search.build(catalog, stem_weight=-0.5)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1.75mm PLA", ["1.75mm", "pla"]),
+        ("1.75 mm PLA", ["1.75mm", "pla"]),
+        ("1.75 Millimeters", ["1.75mm"]),
+        ('3/8" drill', ["3/8in", "drill"]),
+        ("3/8 inch drill", ["3/8in", "drill"]),
+        ("1/2-Inch Hose", ["1/2in", "hose"]),
+        ("2-1/2-Inch key", ["2-1/2in", "key"]),
+        ("1/4 NPT male", ["1/4", "npt", "male"]),
+        ("2,000 mL flask", ["2000ml", "flask"]),
+        ("22 AWG wire, 12 Volt", ["22awg", "wire", "12v"]),
+        ("M3 screws", ["m3", "screws"]),
+        ("3M tape, 3 m", ["3m", "tape"]),  # "m" is not a unit: the brand stays itself
+    ],
+)
+def test_quantities_become_one_word_with_one_spelling_of_the_unit(text: str, expected: list[str]) -> None:
+    assert words(text) == expected
+
+
+def test_units_match_across_spellings_in_documents_and_queries() -> None:
+    titles = ["PLA Filament 1.75 mm", "PLA Filament 3mm", "NPT Plug 1/4", "NPT Plug 1/2", 'Drill 3/8"']
+    catalog = _catalog(titles)
+    search = Bm25Search.build(catalog)
+
+    def top(query: str) -> str:
+        return catalog.item_ids[search.search(query, 5)[0][0]]
+
+    assert top("1.75mm filament") == "i0"
+    assert top("3 mm filament") == "i1"
+    assert top("1/4 NPT") == "i2"
+    assert top("1/2 NPT") == "i3"
+    assert [catalog.item_ids[i] for i in search.search("3/8 inch", 5)[0]] == ["i4"]

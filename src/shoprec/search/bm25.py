@@ -7,8 +7,11 @@ statistics: a word in a 10-word title is strong evidence, the same word somewher
 description is weak, and a long description cannot dilute a title match.  The cost is one sparse score
 pass per field, which on a few thousand items is well under a millisecond.
 
-Tokenisation is shared by documents and queries: lowercase, words of two or more letters or digits, the
-English stopwords of ``bm25s``.  Every word then gives two tokens: its *exact* form with a light plural
+Tokenisation is shared by documents and queries: lowercase, quantities normalised (a number and its
+unit become one word, the unit in one short form: "1.75 mm" and "1.75mm" are ``1.75mm``, '3/8"' and
+"3/8-Inch" are ``3/8in``, "500 mL" is ``500ml``, "22 AWG" is ``22awg``; fractions such as "1/4" stay one
+word; "m" is not a unit, so "3M" stays the brand), words of two or more letters or digits, the English
+stopwords of ``bm25s``.  Every word then gives two tokens: its *exact* form with a light plural
 folding (a final ``s`` is dropped from words longer than three letters unless they end in ``ss``, ``us``
 or ``is``: "calipers" finds "caliper", "glass" stays "glass"), and its Snowball (PyStemmer) English stem
 prefixed with ``~`` ("measuring" and "measure" both give ``~measur``).  Both live in the same per-field
@@ -59,7 +62,36 @@ DEFAULT_FIELD_WEIGHTS: Mapping[str, float] = MappingProxyType(
 DEFAULT_STEM_WEIGHT = 0.5
 STEM_PREFIX = "~"
 
-_TOKEN = re.compile(r"\b\w\w+\b")
+# Units of sizes and quantities, each spelling mapped to one short form.  "m" (metre) is left out: "3 m"
+# would become the brand 3M.
+_UNIT_FORMS: dict[str, tuple[str, ...]] = {
+    "mm": ("mm", "millimeter", "millimeters", "millimetre", "millimetres"),
+    "cm": ("cm", "centimeter", "centimeters", "centimetre", "centimetres"),
+    "in": ("in", "inch", "inches", '"', "''"),
+    "ft": ("ft", "foot", "feet"),
+    "ml": ("ml", "milliliter", "milliliters", "millilitre", "millilitres"),
+    "l": ("l", "liter", "liters", "litre", "litres"),
+    "oz": ("oz", "ounce", "ounces"),
+    "lb": ("lb", "lbs", "pound", "pounds"),
+    "g": ("g", "gram", "grams"),
+    "kg": ("kg", "kilogram", "kilograms"),
+    "gal": ("gal", "gallon", "gallons"),
+    "v": ("v", "volt", "volts", "vac", "vdc"),
+    "w": ("w", "watt", "watts"),
+    "a": ("a", "amp", "amps", "ampere", "amperes"),
+    "mah": ("mah",),
+    "awg": ("awg",),
+    "psi": ("psi",),
+    "ohm": ("ohm", "ohms"),
+}
+_UNIT = {form: unit for unit, forms in _UNIT_FORMS.items() for form in forms}
+# A number: mixed (2-1/2), a fraction (3/8) or a decimal (1.75), not inside a word or another number.
+_NUMBER = r"(?<![\w./])(\d+-\d+/\d+|\d+/\d+|\d+(?:\.\d+)?)"
+_QUANTITY = re.compile(
+    _NUMBER + "[ -]?(" + "|".join(sorted(map(re.escape, _UNIT), key=len, reverse=True)) + r")(?!\w)"
+)
+_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}),(\d{3})(?![\d,])")
+_TOKEN = re.compile(r"\d+-\d+/\d+\w*|\d+/\d+\w*|\d+\.\d+\w*|\b\w\w+\b")
 STOPWORDS = frozenset(STOPWORDS_EN)
 _KEEP_S = ("ss", "us", "is")
 _local = threading.local()
@@ -75,9 +107,17 @@ def _stem_words(words: list[str]) -> list[str]:
 
 
 def words(text: str) -> list[str]:
-    """The lowercased words of ``text`` (two or more letters or digits), stopwords included: what the
-    tokens are made of, and what spelling correction works on."""
-    return _TOKEN.findall(text.lower())
+    """The lowercased words of ``text`` (two or more letters or digits, or a quantity), stopwords
+    included: what the tokens are made of, and what spelling correction works on.
+
+    Quantities are normalised first (module docstring): "1.75 mm" and "1.75mm" are ``1.75mm``, '3/8"',
+    "3/8 inch" and "3/8-Inch" are ``3/8in``, "2,000 mL" is ``2000ml``; a fraction without a unit stays one
+    word (``1/4``), so "1/4 NPT" keeps its size."""
+    text = text.lower()
+    if any(ch.isdigit() for ch in text):
+        text = _THOUSANDS.sub(r"\1\2", text)
+        text = _QUANTITY.sub(lambda m: m[1] + _UNIT[m[2]], text)
+    return _TOKEN.findall(text)
 
 
 def _fold(word: str) -> str:
