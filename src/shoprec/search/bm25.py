@@ -90,8 +90,9 @@ _NUMBER = r"(?<![\w./])(\d+-\d+/\d+|\d+/\d+|\d+(?:\.\d+)?)"
 _QUANTITY = re.compile(
     _NUMBER + "[ -]?(" + "|".join(sorted(map(re.escape, _UNIT), key=len, reverse=True)) + r")(?!\w)"
 )
-_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}),(\d{3})(?![\d,])")
-_TOKEN = re.compile(r"\d+-\d+/\d+\w*|\d+/\d+\w*|\d+\.\d+\w*|\b\w\w+\b")
+_DIGIT = re.compile(r"\d")
+# A number with a fraction or decimals (and what follows it: its unit), or a word of two or more characters.
+_TOKEN = re.compile(r"\d+(?:-\d+/\d+|/\d+|\.\d+)\w*|\b\w\w+\b")
 STOPWORDS = frozenset(STOPWORDS_EN)
 _KEEP_S = ("ss", "us", "is")
 _local = threading.local()
@@ -111,11 +112,10 @@ def words(text: str) -> list[str]:
     included: what the tokens are made of, and what spelling correction works on.
 
     Quantities are normalised first (module docstring): "1.75 mm" and "1.75mm" are ``1.75mm``, '3/8"',
-    "3/8 inch" and "3/8-Inch" are ``3/8in``, "2,000 mL" is ``2000ml``; a fraction without a unit stays one
+    "3/8 inch" and "3/8-Inch" are ``3/8in``, "500 mL" is ``500ml``; a fraction without a unit stays one
     word (``1/4``), so "1/4 NPT" keeps its size."""
     text = text.lower()
-    if any(ch.isdigit() for ch in text):
-        text = _THOUSANDS.sub(r"\1\2", text)
+    if _DIGIT.search(text):
         text = _QUANTITY.sub(lambda m: m[1] + _UNIT[m[2]], text)
     return _TOKEN.findall(text)
 
