@@ -19,11 +19,15 @@ from shoprec.artifacts import (
     MANIFEST,
     POPULARITY,
     RANKER_ONNX,
+    TEXT_EMBEDDINGS,
+    TEXT_ENCODER_ONNX,
+    TEXT_TOKENIZER,
     BundleWriter,
     FusionSpec,
     Manifest,
     PipelineSpec,
     RankerSpec,
+    TextSpec,
     content_version,
     dataset_summary,
     load_bundle,
@@ -417,3 +421,43 @@ def test_a_schema_1_bundle_is_served_as_it_was_the_ranker_after_the_recall_merge
     rewrite_manifest(out, lambda m: m["extra"]["ranker"].update(max_len="seven"))
     with pytest.raises(ArtifactError, match=re.escape("field 'extra.ranker.max_len'")):
         load_bundle(out)
+
+
+def _write_text_bundle(out: Path, vectors: np.ndarray, *, encoder: bool = True) -> None:
+    spec = NO_RANKER.model_copy(update={"text": TextSpec(model="m", dim=4)})
+    with BundleWriter(out) as w:
+        w.add_json(ITEM_IDS, ITEMS)
+        w.add_npy(POPULARITY, POP)
+        w.add_npz(ITEMCF, {"indices": NB_IDX, "scores": NB_SC})
+        w.add_npy(ITEM_EMBEDDINGS, np.zeros((3, 4), np.float32))
+        w.add_npy(TEXT_EMBEDDINGS, vectors)
+        w.add_bytes(TEXT_TOKENIZER, b"{}")
+        if encoder:
+            w.add_bytes(TEXT_ENCODER_ONNX, b"not really onnx")
+        w.commit(dataset=DATASET, hyperparameters={}, metrics={}, pipeline=spec)
+
+
+def test_text_embeddings_are_loaded_and_checked(tmp_path: Path) -> None:
+    vectors = np.eye(3, 4, dtype=np.float32)
+    _write_text_bundle(tmp_path / "ok", vectors)
+    bundle = load_bundle(tmp_path / "ok")
+    assert bundle.pipeline.text is not None
+    assert bundle.text_embeddings is not None
+    assert np.array_equal(bundle.text_embeddings, vectors)
+    assert load_bundle(tmp_path / "ok").manifest.pipeline.text == TextSpec(model="m", dim=4)
+
+    _write_text_bundle(tmp_path / "shape", np.zeros((3, 5), np.float32))
+    with pytest.raises(
+        ArtifactError, match=re.escape(f"'{TEXT_EMBEDDINGS}' has shape (3, 5), expected (3, 4)")
+    ):
+        load_bundle(tmp_path / "shape")
+    _write_text_bundle(tmp_path / "no-encoder", vectors, encoder=False)
+    with pytest.raises(ArtifactError, match=re.escape(f"required file '{TEXT_ENCODER_ONNX}'")):
+        load_bundle(tmp_path / "no-encoder")
+
+
+def test_a_bundle_without_text_has_no_text_embeddings(tmp_path: Path) -> None:
+    write_tiny(tmp_path / "b")
+    bundle = load_bundle(tmp_path / "b")
+    assert bundle.pipeline.text is None
+    assert bundle.text_embeddings is None

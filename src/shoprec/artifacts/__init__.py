@@ -24,6 +24,9 @@ from shoprec.artifacts.specs import (
     RANKER_INT8_ONNX,
     RANKER_ONNX,
     REQUIRED_FILES,
+    TEXT_EMBEDDINGS,
+    TEXT_ENCODER_ONNX,
+    TEXT_TOKENIZER,
     EmbeddingSpec,
     FusionSpec,
     ItemCFSpec,
@@ -31,6 +34,7 @@ from shoprec.artifacts.specs import (
     PopularitySpec,
     RankerSpec,
     RecallSpec,
+    TextSpec,
 )
 from shoprec.artifacts.writer import BundleWriter
 
@@ -47,6 +51,9 @@ __all__ = [
     "RANKER_ONNX",
     "REQUIRED_FILES",
     "SCHEMA_VERSION",
+    "TEXT_EMBEDDINGS",
+    "TEXT_ENCODER_ONNX",
+    "TEXT_TOKENIZER",
     "Bundle",
     "BundleWriter",
     "EmbeddingSpec",
@@ -58,6 +65,7 @@ __all__ = [
     "PopularitySpec",
     "RankerSpec",
     "RecallSpec",
+    "TextSpec",
     "content_version",
     "dataset_summary",
     "load_bundle",

@@ -87,6 +87,8 @@ class Bundle:
     itemcf_scores: npt.NDArray[np.float32]
     item_embeddings: npt.NDArray[np.float32]
     catalog: dict[str, dict[str, Any]] | None = None
+    text_embeddings: npt.NDArray[np.float32] | None = None
+    """Sentence embeddings of the items' texts (``pipeline.text``), when the bundle has them."""
 
     @property
     def n_items(self) -> int:
@@ -146,6 +148,15 @@ def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
     if manifest.entry(CATALOG) is not None:
         catalog = _load_catalog(required(CATALOG), root)
 
+    text_embeddings = None
+    if spec.text is not None:
+        # The encoder itself is loaded on the first search (shoprec.search.build), not with the bundle.
+        required(spec.text.encoder_file)
+        required(spec.text.tokenizer_file)
+        text_file = spec.text.embeddings_file
+        text_embeddings = _load_npy(required(text_file), root, text_file)
+        _check_shape(text_embeddings, (n, spec.text.dim), root, text_file)
+
     return Bundle(
         path=root,
         manifest=manifest,
@@ -155,6 +166,7 @@ def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
         itemcf_scores=itemcf_scores,
         item_embeddings=embeddings.astype(np.float32, copy=False),
         catalog=catalog,
+        text_embeddings=None if text_embeddings is None else text_embeddings.astype(np.float32, copy=False),
     )
 
 

@@ -26,6 +26,9 @@ CATALOG: Final = "catalog.jsonl"  # optional; one JSON object per line with "ite
 RANKER_ONNX: Final = "ranker.onnx"  # optional; the ranking model, found with Bundle.file(RANKER_ONNX)
 RANKER_INT8_ONNX: Final = "ranker.int8.onnx"  # optional; its int8 dynamically quantised variant
 FUSION: Final = "fusion.npz"  # optional; the stacking model's arrays (see shoprec.ranking.trees)
+TEXT_ENCODER_ONNX: Final = "text_encoder.int8.onnx"  # optional; the sentence encoder of queries (int8)
+TEXT_TOKENIZER: Final = "tokenizer.json"  # optional; its tokenizer (Hugging Face ``tokenizers`` JSON)
+TEXT_EMBEDDINGS: Final = "text_embeddings.npy"  # optional; float32 [n_items, dim], unit rows
 
 REQUIRED_FILES: Final = (ITEM_IDS, POPULARITY, ITEMCF, ITEM_EMBEDDINGS)
 
@@ -148,6 +151,28 @@ class FusionSpec(_Spec):
         return True
 
 
+ItemText = Literal["title_brand_categories"]
+
+
+class TextSpec(_Spec):
+    """Sentence embeddings of the items' texts and the encoder that embeds queries into the same space
+    (the semantic search channel and the content channel).
+
+    ``item_text`` names how an item's text was made before embedding (``title_brand_categories``: the
+    title, the brand and the last two category names, joined by ". "); ``item_max_length`` and
+    ``query_max_length`` are the token limits ([CLS] and [SEP] included) of items and queries.
+    """
+
+    model: str
+    dim: PositiveInt
+    encoder_file: str = TEXT_ENCODER_ONNX
+    tokenizer_file: str = TEXT_TOKENIZER
+    embeddings_file: str = TEXT_EMBEDDINGS
+    item_text: ItemText = "title_brand_categories"
+    item_max_length: PositiveInt = 128
+    query_max_length: PositiveInt = 64
+
+
 class PipelineSpec(_Spec):
     """Every model of the recommendation pipeline and how they are combined (the manifest's ``pipeline``)."""
 
@@ -157,6 +182,7 @@ class PipelineSpec(_Spec):
     ranker: RankerSpec | None = Field(default_factory=RankerSpec)
     recall: RecallSpec = Field(default_factory=RecallSpec)
     fusion: FusionSpec = Field(default_factory=FusionSpec)
+    text: TextSpec | None = None
 
     @model_validator(mode="after")
     def _ranker_for_fusion(self) -> PipelineSpec:

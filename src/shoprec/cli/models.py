@@ -105,6 +105,13 @@ def train(
     checkpoint_dir: Annotated[
         Path | None, typer.Option(help="Save/resume training state here (e.g. for spot instances).")
     ] = None,
+    text: Annotated[
+        bool | None,
+        typer.Option(
+            "--text/--no-text",
+            help="Embed the item texts for semantic search (default: when the catalogue has titles).",
+        ),
+    ] = None,
 ) -> None:
     """Train popularity, item-CF and the Transformer ranker, fit their fusion on the validation targets,
     evaluate every model and the served pipeline, and write the artifact bundle."""
@@ -139,6 +146,7 @@ def train(
             data_root=data_root,
             checkpoint_dir=checkpoint_dir,
             ui=RichTrainingUI(progress),
+            text=text,
         )
     for split, protocols in (("test", ("full", "sampled")), ("valid", ("full",))):
         for protocol in protocols:

@@ -47,6 +47,7 @@ from shoprec.training.config import TrainConfig
 from shoprec.training.export import export_onnx, parity_max_abs_diff, quantize_int8
 from shoprec.training.fusion import StackingModel, check_fitted_on_train, fit_fusions, pointwise_metrics
 from shoprec.training.sasrec import SASRec
+from shoprec.training.text_encoder import embed_catalog, text_encoder_available
 from shoprec.training.trainer import EpochLog, train_sasrec
 
 REPORT_MD = "report.md"
@@ -148,9 +149,14 @@ def run_training(
     data_root: Path | None = None,
     checkpoint_dir: Path | None = None,
     ui: TrainingUI | None = None,
+    text: bool | None = None,
 ) -> TrainReport:
     """Train every model on ``dataset``, fit the fusion on the validation targets, evaluate the single models
-    and the whole served pipeline on the test targets, and write the bundle to ``out_dir``."""
+    and the whole served pipeline on the test targets, and write the bundle to ``out_dir``.
+
+    ``text``: embed the items' texts for semantic search (:func:`embed_catalog`); ``None`` (default) does
+    so when the catalogue has titles and the sentence encoder's package is installed, ``True`` requires it.
+    """
     config = config or TrainConfig()
     ui = _StageClock(ui or _SilentUI())
     t_start = time.perf_counter()
@@ -160,6 +166,10 @@ def run_training(
     n = ds.n_items
     catalog_rows = _catalog_rows(ds) if ds.catalog is not None else []
     catalog = CatalogIndex.build(ds.item_ids, {row["item_id"]: row for row in catalog_rows})
+    if text is None:
+        text = any(catalog.titles) and text_encoder_available()
+    elif text and not any(catalog.titles):
+        raise ValueError(f"{dataset}: --text needs item titles, and the dataset has no catalogue text")
 
     ui.stage("fitting popularity and item-CF")
     # Validation candidates use models fitted on seq[:-2]; test candidates (and the bundle) use seq[:-1],
@@ -301,6 +311,13 @@ def run_training(
         metrics["test"]["sampled"][PIPELINE] = sampled.metrics
         fusion_report = {**fusion.summary(), "stacking_pointwise_test": pointwise.metrics()}
 
+        text_report: dict[str, Any] = {}
+        if text:
+            ui.stage("embedding the item texts")
+            text_index = embed_catalog(catalog, writer, threads=config.threads)
+            spec = spec.model_copy(update={"text": text_index.spec})
+            text_report = {k: v for k, v in vars(text_index).items() if k != "spec"}
+
         ui.stage("writing the bundle")
         if fusion.chosen == "stacking":
             writer.add_npz(FUSION, fusion.stacker.ensemble.to_arrays())
@@ -340,6 +357,7 @@ def run_training(
             pipeline=spec.model_copy(update={"fusion": fusion.fusion.spec}),
             extra={
                 "export": export_report,
+                **({"text": text_report} if text_report else {}),
                 "training": {k: v for k, v in training_log.items() if k != "epochs"},
             },
         )
