@@ -144,15 +144,18 @@ def _content_words(texts: list[str]) -> list[list[str]]:
     return [[w for w in words(t) if w not in STOPWORDS] for t in texts]
 
 
-def _analyze_corpus(docs: list[list[str]], *, stems: bool = True) -> list[list[str]]:
+def _analyze_corpus(docs: list[list[str]], *, stems: bool = True) -> tuple[list[list[int]], dict[str, int]]:
     """Every document's exact tokens followed by its stem tokens when ``stems`` (:func:`analyze`), given
-    its words without stopwords; each distinct word is folded and stemmed once."""
-    vocab = list({w: None for doc in docs for w in doc})
-    exact = {w: _fold(w) for w in vocab}
+    its words without stopwords, as token ids with the token -> id map (what ``bm25s`` indexes without
+    converting tokens itself); each distinct word is folded and stemmed once."""
+    distinct = list({w: None for doc in docs for w in doc})
+    ids: dict[str, int] = {}
+    exact = {w: ids.setdefault(_fold(w), len(ids)) for w in distinct}
     if not stems:
-        return [[exact[w] for w in doc] for doc in docs]
-    stem = {w: STEM_PREFIX + s for w, s in zip(vocab, _stem_words(vocab), strict=True)}
-    return [[exact[w] for w in doc] + [stem[w] for w in doc] for doc in docs]
+        return [[exact[w] for w in doc] for doc in docs], ids
+    stem_tokens = (STEM_PREFIX + s for s in _stem_words(distinct))
+    stem = {w: ids.setdefault(t, len(ids)) for w, t in zip(distinct, stem_tokens, strict=True)}
+    return [[exact[w] for w in doc] + [stem[w] for w in doc] for doc in docs], ids
 
 
 class SearchRecall(Protocol):
@@ -225,11 +228,11 @@ class Bm25Search:
         for name, weight in weights.items():
             if weight == 0:
                 continue
-            corpus = _analyze_corpus(docs[name], stems=stem_weight > 0)
-            if not any(corpus):
+            corpus, token_ids = _analyze_corpus(docs[name], stems=stem_weight > 0)
+            if not token_ids:
                 continue  # bm25s cannot index a field that is empty everywhere
             index = bm25s.BM25(k1=k1, b=b)
-            index.index(corpus, show_progress=False)
+            index.index((corpus, token_ids), show_progress=False)
             fields[name] = (index, weight)
         corrector = None
         if spelling:
