@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from shoprec.artifacts import Bundle, load_bundle
 from shoprec.catalog import CatalogIndex
@@ -31,6 +31,9 @@ from shoprec.resilience import BreakerCache, BreakerRanker, CircuitBreaker
 from shoprec.services.events import DEFAULT_AUDIT_KEY, EventService
 from shoprec.services.recommendation import RecommendationService
 from shoprec.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from shoprec.search.bm25 import SearchRecall
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,20 @@ class Container(IngestContainer):
         return {**super().backends(), "ranker": self.ranker.describe()}
 
 
+def _search_factory(bundle: Bundle, catalog: CatalogIndex, settings: Settings) -> Callable[[], SearchRecall]:
+    """Builds the search index on the first search; imported then, since bm25s, tokenizers and the text
+    encoder would otherwise add to every cold start."""
+
+    def build() -> SearchRecall:
+        from shoprec.search.build import build_search
+
+        return build_search(
+            bundle, catalog, semantic=settings.search_semantic, threads=settings.ranker_threads
+        )
+
+    return build
+
+
 def build_container(
     settings: Settings,
     *,
@@ -121,6 +138,7 @@ def build_container(
         model_version=base.bundle.model_version,
         version_tag=base.bundle.manifest.short_version,
         cache_ttl_s=settings.cache_ttl_s,
+        search_factory=_search_factory(base.bundle, base.catalog, settings),
     )
     return Container(
         **{f.name: getattr(base, f.name) for f in fields(IngestContainer)},

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     )
     ranker: str = Field(default="onnx", description=f"Ranking backend: {RANKER_FORMS}.")
     ranker_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime threads of the ranker.")
+    search_semantic: bool = Field(
+        default=True,
+        description="Fuse the semantic channel (query embedding vs the items' text embeddings) into search "
+        "when the bundle has text embeddings; false: BM25 alone.",
+    )
     latency_budget_ms: float = Field(
         default=150.0, gt=0, le=30_000, description="Time the ranker may take before recall scores are used."
     )

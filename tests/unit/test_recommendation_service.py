@@ -4,6 +4,7 @@ import functools
 import itertools
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 from tests.unit.fakes import (
     MODEL_VERSION,
@@ -401,3 +402,36 @@ def test_state_errors_other_than_unavailability_propagate(world: World) -> None:
     svc = make_service(BUNDLE, Broken(), DictCache(), FakeRanker())
     with pytest.raises(RuntimeError):
         svc.recommend("u1")
+
+
+def test_hybrid_search_names_the_channels_and_explains_semantic_only_matches(world: World) -> None:
+    from tests.unit.test_search_hybrid import FakeEncoder
+
+    from shoprec.search.bm25 import Bm25Search
+    from shoprec.search.dense import DenseSearch
+    from shoprec.search.hybrid import HybridSearch
+
+    # The tiny catalogue is smaller than the semantic channel's depth, so it finds every item.
+    vectors = np.eye(CATALOG.n_items, dtype=np.float32)
+    leaves = [path[-1] if path else "" for path in CATALOG.categories]
+    dense = DenseSearch(FakeEncoder({"beaker": vectors[0].tolist()}), vectors, leaves, category_weight=0.0)
+    assert CATALOG.n_items < dense.depth
+    hybrid = HybridSearch(Bm25Search.build(CATALOG), dense, semantic_weight=0.5)
+    svc = RecommendationService(
+        world.svc.pipeline,
+        world.state,
+        world.cache,
+        model_version="v",
+        version_tag="v",
+        search_factory=lambda: hybrid,
+    )
+    res = svc.search("beaker", k=CATALOG.n_items)
+    lexical = {CATALOG.item_ids[i] for i in Bm25Search.build(CATALOG).match("beaker")[0]}
+    assert lexical
+    assert len(res.items) == CATALOG.n_items
+    for item in res.items:
+        if item.item_id in lexical:
+            assert (item.channels, item.reason) == (("bm25", "semantic"), "matches 'beaker'")
+        else:
+            assert (item.channels, item.reason) == (("semantic",), "related to 'beaker'")
+    assert res.candidates_per_channel == {"bm25": len(lexical), "semantic": CATALOG.n_items}

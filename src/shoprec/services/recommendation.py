@@ -65,6 +65,7 @@ class RecommendationService:
         version_tag: str,
         cache_ttl_s: float = 300.0,
         search_index: SearchRecall | None = None,
+        search_factory: Callable[[], SearchRecall] | None = None,
         search_rerank_depth: int = SEARCH_RERANK_DEPTH,
         search_personal_weight: float = SEARCH_PERSONAL_WEIGHT,
     ) -> None:
@@ -81,6 +82,7 @@ class RecommendationService:
         self.search_rerank_depth = search_rerank_depth
         self.search_personal_weight = search_personal_weight
         self._search = search_index
+        self._search_factory = search_factory
         self._search_lock = threading.Lock()
 
     # --- public use cases -------------------------------------------------------------------------
@@ -172,31 +174,41 @@ class RecommendationService:
         category: str | None = None,
         brand: str | None = None,
     ) -> ListResult:
-        """Keyword search with optional filters, facets over every match of ``q``, personalised when
-        ``user_id`` has history.
+        """Search with optional filters, facets over every match of ``q``, personalised when ``user_id``
+        has history.
 
+        The matches are the search index's (BM25, or BM25 fused with the semantic channel when the bundle
+        has text embeddings: :mod:`shoprec.search.hybrid`), each with the channels that found it.
         Personalisation re-ranks the best ``search_rerank_depth`` (100) filtered matches with the ranker:
-        ``score = (1 - w) * minmax(bm25) + w * minmax(ranker)`` with ``w = search_personal_weight`` (0.3),
-        so relevance to the query dominates and the user's taste orders items of similar relevance.
-        Without a user, or when the ranker fails (``degraded``), the score is the BM25 score.
+        ``score = (1 - w) * minmax(relevance) + w * minmax(ranker)`` with ``w = search_personal_weight``
+        (0.3), so relevance to the query dominates and the user's taste orders items of similar relevance.
+        Without a user, or when the ranker fails (``degraded``), the score is the relevance score.
         Raises ``InvalidInputError(field="q")`` for a blank query.
         """
         _check_k(k)
         if not q.strip():
             raise InvalidInputError("the search query is empty", field="q")
         timer = _Timer(self.clock)
-        index = self.search_index
-        matched, bm25_scores = index.match(q)
+        # Imported here, like the index: the search package pulls in bm25s, which other requests never need.
+        from shoprec.search.hybrid import hits_of
+
+        hits = hits_of(self.search_index, q)
+        matched, relevance, channels = hits.items, hits.scores, hits.channels
         facets = self.catalog.facet_counts(matched)
         if is_given(category) or is_given(brand):
             keep = self.catalog.mask_for(category, brand)[matched]
-            matched, bm25_scores = matched[keep], bm25_scores[keep]
+            matched, relevance = matched[keep], relevance[keep]
+            channels = [c for c, kept in zip(channels, keep.tolist(), strict=True) if kept]
         n_matched = int(matched.size)
+        per_channel: dict[str, int] = {}
+        for found in channels:
+            for name in found:
+                per_channel[name] = per_channel.get(name, 0) + 1
         depth = max(self.search_rerank_depth, k)
-        matched, bm25_scores = matched[:depth], bm25_scores[:depth]
+        matched, relevance, channels = matched[:depth], relevance[:depth], channels[:depth]
         timer.lap("recall")
 
-        scores = bm25_scores.astype(np.float64)
+        scores = relevance.astype(np.float64)
         degraded = fallback = False
         if user_id is not None and matched.size:
             recent, state_ok = self._history(user_id)
@@ -211,10 +223,10 @@ class RecommendationService:
                     scores = (1 - w) * minmax(scores) + w * minmax(ranked.astype(np.float64))
             timer.lap("rank")
 
-        reason = f"matches '{_quote(q)}'"
+        quoted = _quote(q)
         candidates = [
-            Candidate(item=j, score=s, channels=[index.name], reason=reason)
-            for j, s in zip(matched.tolist(), scores.tolist(), strict=True)
+            Candidate(item=j, score=s, channels=list(found), reason=_search_reason(found, quoted))
+            for j, s, found in zip(matched.tolist(), scores.tolist(), channels, strict=True)
         ]
         final = rerank(candidates, k, self.catalog, exclude_seen=False, max_per_category=k)
         timer.lap("rerank")
@@ -225,7 +237,7 @@ class RecommendationService:
             ranker_fallback=fallback,
             facets=facets,
             timings_ms=timer.done(),
-            candidates_per_channel={index.name: n_matched},
+            candidates_per_channel=per_channel or {self.search_index.name: n_matched},
         )
 
     def rank(self, user_id: str, item_ids: Sequence[str]) -> ListResult:
@@ -262,15 +274,19 @@ class RecommendationService:
 
     @property
     def search_index(self) -> SearchRecall:
-        """The keyword index, built from the catalogue on first use (about a second for 4k items)."""
+        """The search index, built on first use by ``search_factory`` (BM25 over the catalogue when none
+        was given; about a second for 4k items)."""
         if self._search is None:
             with self._search_lock:
                 if self._search is None:
-                    # Imported with the index it builds: only search requests need bm25s, and a module
-                    # level import would add it to every cold start.
-                    from shoprec.search.bm25 import Bm25Search
+                    if self._search_factory is not None:
+                        self._search = self._search_factory()
+                    else:
+                        # Imported with the index it builds: only search requests need bm25s, and a
+                        # module level import would add it to every cold start.
+                        from shoprec.search.bm25 import Bm25Search
 
-                    self._search = Bm25Search.build(self.catalog)
+                        self._search = Bm25Search.build(self.catalog)
         return self._search
 
     def warm_up(self) -> None:
@@ -383,6 +399,14 @@ def _check_k(k: int) -> None:
 
 def _filter_key(value: str | None) -> str | None:
     return name_key(value) if value is not None and is_given(value) else None
+
+
+def _search_reason(channels: Sequence[str], quoted: str) -> str:
+    """``matches 'q'`` when a query word occurs in the item, ``related to 'q'`` when only the meaning of
+    the query (the semantic channel) found it."""
+    if channels and all(name == "semantic" for name in channels):
+        return f"related to '{quoted}'"
+    return f"matches '{quoted}'"
 
 
 def _quote(q: str, max_chars: int = 60) -> str:
