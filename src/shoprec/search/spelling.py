@@ -16,11 +16,13 @@ A query word is corrected when
   against 84 "infrared", "vaccum" twice against 482 "vacuum"), and a shopper who types such a word
   nearly always means the common one.
 
-Words shorter than ``min_length`` (4) letters, stopwords and words with a digit (sizes, models, units)
-are never corrected.  Every other word is kept as it is, so a query in the catalogue's words is left
-alone.  Candidates are found by scanning the entries whose length is within the edit budget (no
-precomputed delete index): building is one pass of counting, and correcting an unknown word costs about
-2 ms on 4,344 Scientific items.
+Words shorter than ``min_length`` (4) letters, stopwords, words with a digit (sizes, models, units) and
+English words (``valid``: the word list ``symspellpy`` ships, :class:`EnglishWords`) are never corrected:
+without that list, plain words that the catalogue happens to lack became its words ("flooded" ->
+"loaded", "listen" -> "listed").  Every other word is kept as it is, so a query in the catalogue's words
+is left alone.  Candidates are found by scanning the entries whose length is within the edit budget (no
+precomputed delete index): building is one pass of counting (about 0.15 s from words already split on the
+4,344 Scientific items), and a query with a misspelled word takes a few milliseconds.
 """
 
 from __future__ import annotations
