@@ -12,6 +12,15 @@ For every query the pool is the union of four members, so that the judgments do 
   ``title || brand || category path``, written by grepping the catalogue for what a shopper means;
   every match, at most ``MANUAL_CAP`` (in catalogue order).
 
+Second round (with ``--bundle``, a bundle with text embeddings), so that the semantic search is judged
+on what it finds rather than on what lexical systems found:
+
+* ``e`` the semantic channel as served (``shoprec.search.dense.DenseSearch``: all-MiniLM-L6-v2 query
+  vector against the bundle's item text embeddings, with the category prior): its top 20;
+* ``f`` the served hybrid search (``shoprec.search.build.build_search``): its top 20;
+* ``j`` every item already judged in ``--qrels`` (the first round's pools, so that changing a member's
+  system, e.g. the BM25 tokenizer, never drops a judgment).
+
 Usage::
 
     .venv/bin/python bench/search/build_pools.py [--data-root DIR] [--out bench-results/search-pools]
@@ -34,7 +43,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from shoprec.catalog import CatalogIndex
 from shoprec.data import load_dataset
-from shoprec.search.bm25 import Bm25Search
+from shoprec.search.bm25 import Bm25Search, SearchRecall
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -171,8 +180,16 @@ class CharNgrams:
         return np.asarray((self.matrix @ q.T).toarray()).ravel()
 
 
-def build_pools(catalog: CatalogIndex, queries: list[tuple[str, str, str]]) -> list[dict[str, str]]:
+def build_pools(
+    catalog: CatalogIndex,
+    queries: list[tuple[str, str, str]],
+    *,
+    semantic: SearchRecall | None = None,
+    hybrid: SearchRecall | None = None,
+    judged: dict[str, set[str]] | None = None,
+) -> list[dict[str, str]]:
     bm25 = Bm25Search.build(catalog)
+    position = {item_id: i for i, item_id in enumerate(catalog.item_ids)}
     texts = item_texts(catalog)
     full = CharNgrams(
         [
@@ -203,6 +220,12 @@ def build_pools(catalog: CatalogIndex, queries: list[tuple[str, str, str]]) -> l
         add(top(meta_scores + 1e-3 * titles.scores(text) * (meta_scores > 0), DEPTH), "c")
         pattern = re.compile(MANUAL[query_id], re.IGNORECASE)
         add([i for i, t in enumerate(texts) if pattern.search(t)][:MANUAL_CAP], "d")
+        if semantic is not None:
+            add(semantic.search(text, DEPTH)[0].tolist(), "e")
+        if hybrid is not None:
+            add(hybrid.search(text, DEPTH)[0].tolist(), "f")
+        if judged is not None:
+            add([position[i] for i in judged.get(query_id, ()) if i in position], "j")
         for i in sorted(members):
             rows.append(
                 {
@@ -223,6 +246,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="amazon-scientific")
     parser.add_argument("--queries", type=Path, default=HERE / "queries.tsv")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "search-pools")
+    parser.add_argument("--bundle", type=Path, help="a bundle with text embeddings: members e and f")
+    parser.add_argument("--qrels", type=Path, help="judgments to keep in the pools: member j")
     args = parser.parse_args()
     queries = read_queries(args.queries)
     missing = [q for q, _, _ in queries if q not in MANUAL]
@@ -231,7 +256,24 @@ def main() -> None:
     ds = load_dataset(args.dataset, data_root=args.data_root)
     rows_by_id = {k: asdict(v) for k, v in (ds.catalog or {}).items()}
     catalog = CatalogIndex.build(ds.item_ids, rows_by_id)
-    rows = build_pools(catalog, queries)
+    semantic = hybrid = None
+    if args.bundle is not None:
+        from shoprec.artifacts import load_bundle
+        from shoprec.search.build import build_search
+        from shoprec.search.hybrid import HybridSearch
+
+        built = build_search(load_bundle(args.bundle), catalog)
+        if not isinstance(built, HybridSearch):
+            raise SystemExit(f"{args.bundle}: the bundle has no text embeddings")
+        semantic, hybrid = built.semantic, built
+    judged: dict[str, set[str]] | None = None
+    if args.qrels is not None:
+        judged = {}
+        for line in args.qrels.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                query_id, _, item_id, _grade = line.split()
+                judged.setdefault(query_id, set()).add(item_id)
+    rows = build_pools(catalog, queries, semantic=semantic, hybrid=hybrid, judged=judged)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "pools.tsv"
     with out.open("w", encoding="utf-8", newline="") as f:

@@ -100,13 +100,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory, scientific_dir: Path) -> Path:
-    """A verified bundle of Amazon Scientific with a tiny untrained ranker (item ids are the dataset's)."""
+    """A verified bundle of Amazon Scientific with a tiny untrained ranker (item ids are the dataset's) and
+    the real text encoder and item text embeddings (search is the served hybrid search)."""
     pytest.importorskip("torch", reason="building the test bundle needs the train extra")
     # Imported here: the factory pulls in torch, which tests that do not need a bundle should not pay for.
     from tests.integration.bundle_factory import build_bundle
 
     out = tmp_path_factory.mktemp("bundles") / "scientific"
-    build_bundle(out, dataset_dir=scientific_dir)
+    build_bundle(out, dataset_dir=scientific_dir, text=True)
     return out
 
 

@@ -179,13 +179,21 @@ def search_eval(
     qrels_file: Annotated[Path, typer.Option("--qrels", help="Judgments, TREC format: qid 0 item_id grade.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     k: Annotated[int, typer.Option("--k", min=1, help="Cut-off of nDCG.")] = 10,
+    semantic: Annotated[
+        bool,
+        typer.Option(
+            "--semantic/--no-semantic",
+            help="Fuse the semantic channel when the bundle has text embeddings (as served by default); "
+            "--no-semantic: BM25 alone.",
+        ),
+    ] = True,
 ) -> None:
     """Score the bundle's search (no user, no filters) on a judged query set: nDCG@k, Recall@50 and MRR,
     overall and per query kind."""
     with cli_errors():
         queries = read_queries(queries_file)
     with cli_errors(), tempfile.TemporaryDirectory(prefix="shoprec-search-eval-") as state_dir:
-        service = _search_service(artifacts, Path(state_dir))
+        service = _search_service(artifacts, Path(state_dir), semantic=semantic)
         qrels = read_qrels(qrels_file, [q.query_id for q in queries], service.catalog.item_ids)
 
         def search(text: str, n: int) -> list[str]:
@@ -201,6 +209,7 @@ def search_eval(
                 progress=lambda d, t: progress.update(task, completed=d, total=t),
             )
         result["model_version"] = service.model_version
+        result["search"] = service.search_index.name
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
         return
@@ -217,7 +226,7 @@ def search_eval(
     stdout_console().print(table)
 
 
-def _search_service(artifacts: Path, state_dir: Path) -> RecommendationService:
+def _search_service(artifacts: Path, state_dir: Path, *, semantic: bool = True) -> RecommendationService:
     """The recommendation service as the container builds it for ``artifacts`` (local ONNX ranker, an
     in-process cache, a throw-away SQLite state that search without a user never reads)."""
     from shoprec.container import build_container
@@ -229,6 +238,7 @@ def _search_service(artifacts: Path, state_dir: Path) -> RecommendationService:
         cache="memory://",
         ranker="onnx",
         model_version_parameter=None,
+        search_semantic=semantic,
     )
     return build_container(settings).recommendations
 
