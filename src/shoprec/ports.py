@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from shoprec.domain import ApplyResult, Event
 
@@ -95,5 +95,36 @@ class ArtifactStore(Protocol):
     """Where bundles live. ``local_path`` returns a verified local folder (downloading when remote)."""
 
     def local_path(self) -> Path: ...
+
+    def describe(self) -> str: ...
+
+
+if TYPE_CHECKING:  # the rule model is pydantic; the ports stay free of it at run time
+    from shoprec.merchandising import MerchRule
+
+
+@runtime_checkable
+class RuleStore(Protocol):
+    """Merchandising rules (:class:`shoprec.merchandising.MerchRule`) by id: read often, written rarely.
+
+    Adapters raise ``BackendUnavailableError`` when the backend fails; a stored rule that no longer
+    validates is skipped (and logged) by :meth:`list` and reported absent by :meth:`get`.
+    """
+
+    def put(self, rule: MerchRule) -> bool:
+        """Create or replace the rule with ``rule.rule_id``; ``True`` if it did not exist before."""
+        ...
+
+    def get(self, rule_id: str) -> MerchRule | None:
+        """The rule, or ``None`` when there is none with this id."""
+        ...
+
+    def list(self) -> list[MerchRule]:
+        """Every stored rule, ordered by id (active or not)."""
+        ...
+
+    def delete(self, rule_id: str) -> bool:
+        """Remove the rule; ``True`` if there was one."""
+        ...
 
     def describe(self) -> str: ...

@@ -131,7 +131,8 @@ def test_scopes_match_the_normalised_query_and_filters_and_surfaces() -> None:
     one = select_rules(rules, Surface.SIMILAR, now=NOW)
     changed = [everything, rule("s", action="block", items=["p2"], surfaces=["similar"])]
     assert one.digest != select_rules(changed, Surface.SIMILAR, now=NOW).digest
-    assert len(one.digest) == 12 and select_rules([], Surface.SEARCH, now=NOW).digest == ""
+    assert len(one.digest) == 12
+    assert select_rules([], Surface.SEARCH, now=NOW).digest == ""
 
 
 # --- application ------------------------------------------------------------------------------------
@@ -139,7 +140,8 @@ def test_scopes_match_the_normalised_query_and_filters_and_surfaces() -> None:
 
 def test_without_rules_it_is_the_plain_rerank() -> None:
     assert apply_rules(BASE, 5, CATALOG, []) == rerank(BASE, 5, CATALOG)
-    assert merch_depth(10, []) == 10 and merch_depth(10, [rule(action="block", items=["p1"])]) == 60
+    assert merch_depth(10, []) == 10
+    assert merch_depth(10, [rule(action="block", items=["p1"])]) == 60
 
 
 def test_block_removes_listed_and_selected_items_and_the_list_refills() -> None:
@@ -153,7 +155,8 @@ def test_boost_lifts_by_weight_times_the_score_range_and_says_promoted() -> None
     # range 1.0 - 0.4 = 0.6; p7 0.4 + 0.5 * 0.6 = 0.7 ties p9 at 0.7, and "p7" < "p9"
     out = apply_rules(BASE, 5, CATALOG, [rule(action="boost", items=["p7"], weight=0.5)])
     assert listed(out) == ["p0", "p2", "p5", "p7", "p9"]
-    assert out[3].score == pytest.approx(0.7) and out[3].reason == PROMOTED
+    assert out[3].score == pytest.approx(0.7)
+    assert out[3].reason == PROMOTED
     assert [c.reason for c in out if c.item != CATALOG.index_of["p7"]] == ["r:p0", "r:p2", "r:p5", "r:p9"]
     top = apply_rules(BASE, 3, CATALOG, [rule(action="boost", item_category="Filament", weight=1.0)])
     assert listed(top) == ["p5", "p0", "p7"]  # both filaments above everything else... p5 1.4, p7 1.0
@@ -162,13 +165,16 @@ def test_boost_lifts_by_weight_times_the_score_range_and_says_promoted() -> None
 
 def test_bury_moves_down_and_keeps_the_reason_and_boost_and_bury_add_up() -> None:
     out = apply_rules(BASE, 7, CATALOG, [rule(action="bury", items=["p0"], weight=1.5)])
-    assert listed(out)[-1] == "p0" and out[-1].reason == "r:p0"
+    assert listed(out)[-1] == "p0"
+    assert out[-1].reason == "r:p0"
     both = [
         rule("a", action="bury", items=["p0"], weight=1.5),
         rule("b", action="boost", items=["p0"], weight=1.5),
     ]
     out = apply_rules(BASE, 7, CATALOG, both)
-    assert listed(out)[0] == "p0" and out[0].score == pytest.approx(1.0) and out[0].reason == "r:p0"
+    assert listed(out)[0] == "p0"
+    assert out[0].score == pytest.approx(1.0)
+    assert out[0].reason == "r:p0"
 
 
 def test_pin_places_items_at_their_positions_even_when_recall_missed_them() -> None:
@@ -179,7 +185,8 @@ def test_pin_places_items_at_their_positions_even_when_recall_missed_them() -> N
     out = apply_rules(BASE, 5, CATALOG, rules)
     assert listed(out) == ["p9", "p11", "p4", "p0", "p2"]
     assert [c.reason for c in out] == [PROMOTED, PROMOTED, PROMOTED, "r:p0", "r:p2"]
-    assert out[0].channels == ["itemcf"] and out[1].channels == [MERCH_CHANNEL]
+    assert out[0].channels == ["itemcf"]
+    assert out[1].channels == [MERCH_CHANNEL]
     scores = [c.score for c in out]
     assert scores == sorted(scores, reverse=True)  # pins take their neighbour's score
 
