@@ -169,3 +169,59 @@ def test_popularity_respects_filters_and_exclusions() -> None:
 def test_popularity_rejects_a_vector_of_the_wrong_size() -> None:
     with pytest.raises(ValueError, match="shape"):
         PopularityChannel(np.ones(3), CATALOG)
+
+
+# --- content channel ----------------------------------------------------------------------------------
+
+
+def _text_vectors() -> np.ndarray:
+    """Unit vectors: items 0-2 near axis x (item 0 exactly on it), items 3-5 near y, the rest on z; the
+    last item has no text (a zero row)."""
+    n = CATALOG.n_items
+    v = np.zeros((n, 3), dtype=np.float32)
+    v[:, 2] = 1.0
+    v[0] = [1.0, 0.0, 0.0]
+    v[1] = [0.9, 0.1, 0.0]
+    v[2] = [0.8, 0.2, 0.0]
+    v[3] = [0.0, 1.0, 0.0]
+    v[4] = [0.1, 0.9, 0.0]
+    v[5] = [0.2, 0.8, 0.0]
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v[n - 1] = 0.0
+    return v
+
+
+def test_content_channel_recalls_the_texts_closest_to_the_recent_ones() -> None:
+    from shoprec.recall.channels import ContentChannel
+
+    vectors = _text_vectors()
+    ch = ContentChannel(vectors, CATALOG, last=2, decay=0.5)
+    got = ch.recall(ctx(3, 0, exclude=(3, 0)), 3)
+    # query = normalised(0.5 * v3 + 1.0 * v0) = (0.894, 0.447, 0): cos 0.975 (item 2), 0.937 (1), 0.65 (5).
+    query = 0.5 * vectors[3] + vectors[0]
+    query /= np.linalg.norm(query)
+    expected = np.argsort(-(vectors @ query), kind="stable")
+    expected = [i for i in expected.tolist() if i not in (0, 3)][:3]
+    assert got.items.tolist() == expected == [2, 1, 5]
+    assert got.scores == pytest.approx((vectors @ query)[expected])
+    assert ch.signal(ctx(3, 0), np.array([1, 4])) == pytest.approx((vectors @ query)[[1, 4]])
+    reasons = ch.reasons(ctx(3, 0), np.array([1, 4]))
+    assert reasons == [
+        f"like {CATALOG.short_title(0)} that you viewed",
+        f"like {CATALOG.short_title(3)} that you viewed",
+    ]
+
+
+def test_content_channel_similar_and_without_text() -> None:
+    from shoprec.recall.channels import ContentChannel
+
+    ch = ContentChannel(_text_vectors(), CATALOG)
+    assert ch.similar(0, 2)[0].tolist() == [1, 2]
+    assert ch.similar(0, 2, np.array([1]))[0].tolist() == [2, 5]  # cos 0.97, then 0.24 (item 4: 0.11)
+    assert ch.similar(CATALOG.n_items - 1, 3)[0].size == 0  # an item without text has no text neighbours
+    empty = ContentChannel(None, CATALOG)
+    assert not empty.available
+    assert len(empty.recall(ctx(0, 1), 5)) == 0
+    assert empty.signal(ctx(0, 1), np.array([2, 3])).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="text embeddings have shape"):
+        ContentChannel(np.zeros((2, 3), np.float32), CATALOG)

@@ -21,9 +21,9 @@ def signals(ranker: list[float] | None = None) -> CandidateSignals:
         items=np.array([7, 3, 5]),
         history_length=4,
         recall_score=np.array([1.2, 0.6, 0.2], dtype=f32),
-        found=np.array([[True, False, True], [False, True, False], [False, False, True]]),
-        channel_rank=np.array([[0, 150, 3], [200, 0, 100], [200, 150, 0]], dtype=f32),
-        signals=np.array([[2.0, 0.1, 1.0], [0.0, 0.9, 2.0], [1.0, 0.5, 5.0]], dtype=f32),
+        found=np.array([[True, False, True, False], [False, True, False, True], [False, False, True, False]]),
+        channel_rank=np.array([[0, 150, 3, 100], [200, 0, 100, 0], [200, 150, 0, 100]], dtype=f32),
+        signals=np.array([[2.0, 0.1, 1.0, 0.2], [0.0, 0.9, 2.0, 0.7], [1.0, 0.5, 5.0, 0.3]], dtype=f32),
         itemcf_last=np.array([0.5, 0.0, 0.1], dtype=f32),
         itemcf_recency=np.array([0, 20, 3], dtype=f32),
         popularity_percentile=np.array([0.5, 0.25, 1.0], dtype=f32),
@@ -82,7 +82,9 @@ def test_features_are_computed_per_user_in_the_documented_order() -> None:
     assert col["itemcf_share"] == [1.0, 0.0, 0.5]
     assert col["itemcf_rank"] == [0.0, 200.0, 200.0]
     assert col["embedding_rank"] == [2.0, 0.0, 1.0]
-    assert col["channels_found"] == [2.0, 1.0, 1.0]
+    assert col["channels_found"] == [2.0, 2.0, 1.0]
+    assert col["content_gap"] == pytest.approx([-0.5, 0.0, -0.4])
+    assert col["content_rank"] == [2.0, 0.0, 1.0]
     assert col["history_length"] == [4.0, 4.0, 4.0]
     assert col["popularity_log"] == [1.0, 2.0, 5.0]
     with pytest.raises(ValueError, match="no ranker scores"):

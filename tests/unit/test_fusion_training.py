@@ -56,9 +56,11 @@ def signals(scores: dict[str, list[float]], target: int) -> tuple[CandidateSigna
         items=np.arange(n),
         history_length=3,
         recall_score=np.zeros(n, dtype=f32),
-        found=np.ones((n, 3), dtype=np.bool_),
-        channel_rank=np.tile(np.arange(n, dtype=f32)[:, None], (1, 3)),
-        signals=np.column_stack([scores["itemcf"], scores["embedding"], scores["popularity"]]).astype(f32),
+        found=np.ones((n, 4), dtype=np.bool_),
+        channel_rank=np.tile(np.arange(n, dtype=f32)[:, None], (1, 4)),
+        signals=np.column_stack(
+            [scores["itemcf"], scores["embedding"], scores["popularity"], scores.get("content", [0.0] * n)]
+        ).astype(f32),
         itemcf_last=np.zeros(n, dtype=f32),
         itemcf_recency=np.zeros(n, dtype=f32),
         popularity_percentile=np.zeros(n, dtype=f32),
@@ -95,6 +97,8 @@ def test_tuned_weights_follow_the_source_that_finds_the_targets() -> None:
     assert weights["ranker"] == 1.0
     assert weights["itemcf"] > 1.0  # the smallest weight that lifts every target above the ranker's pick
     assert examples.recall == 0.5
+    # Only the sources asked for are weighed (a bundle without text has no content scores).
+    assert set(tune_weights(examples, np.arange(5), sources=("ranker", "itemcf"))) == {"ranker", "itemcf"}
 
 
 def test_the_examples_split_is_seeded_and_disjoint() -> None:

@@ -435,3 +435,23 @@ def test_hybrid_search_names_the_channels_and_explains_semantic_only_matches(wor
         else:
             assert (item.channels, item.reason) == (("semantic",), "related to 'beaker'")
     assert res.candidates_per_channel == {"bm25": len(lexical), "semantic": CATALOG.n_items}
+
+
+def test_similar_pads_with_the_content_channel_when_the_bundle_has_text(world: World) -> None:
+    from dataclasses import replace
+
+    from tests.unit.test_channels import _text_vectors
+
+    vectors = _text_vectors()
+    vectors[11] = [0.0, 0.0, 1.0]  # p11 (no item-CF neighbours) gets a text
+    bundle = replace(BUNDLE, text_embeddings=vectors)
+    svc = make_service(bundle, world.state, world.cache, world.ranker, world.clock)
+    assert svc.pipeline.sources == ("ranker", "itemcf", "embedding", "popularity", "content")
+    assert world.svc.pipeline.sources == ("ranker", "itemcf", "embedding", "popularity")
+    res = svc.similar("p11", 3)  # no item-CF neighbours: the text neighbours alone
+    expected = [CATALOG.item_ids[i] for i in svc.pipeline.content.similar(11, 3)[0].tolist()]
+    assert ids(res) == expected
+    assert all(it.channels == ("content",) for it in res.items)
+    assert res.candidates_per_channel == {"itemcf": 0, "content": 3}
+    full = svc.similar("p0", 6)
+    assert [it.channels[0] for it in full.items].count("content") == 6 - len(itemcf_of(BUNDLE).similar(0)[0])

@@ -76,7 +76,10 @@ class Envelope(BaseModel):
 class ListItem(BaseModel):
     item_id: str
     score: float
-    channels: list[str] = Field(description="Recall channels that found the item (itemcf, embedding, …).")
+    channels: list[str] = Field(
+        description="Channels that found the item: itemcf, embedding, popularity, content (recommendations, "
+        "similar items); bm25, semantic (search)."
+    )
     reason: str = Field(description="Why the item is shown, for display.")
     title: str | None = None
 

@@ -37,7 +37,8 @@ RANKER: Final = "ranker"
 ITEMCF_CHANNEL: Final = "itemcf"
 EMBEDDING_CHANNEL: Final = "embedding"
 POPULARITY_CHANNEL: Final = "popularity"
-CHANNELS: Final = (ITEMCF_CHANNEL, EMBEDDING_CHANNEL, POPULARITY_CHANNEL)
+CONTENT_CHANNEL: Final = "content"
+CHANNELS: Final = (ITEMCF_CHANNEL, EMBEDDING_CHANNEL, POPULARITY_CHANNEL, CONTENT_CHANNEL)
 """The recall channels, in the order the pipeline asks them (their order breaks ties in the merge)."""
 SOURCES: Final = (RANKER, *CHANNELS)
 """Every score a fusion can weigh: the ranker's and each recall channel's."""
@@ -95,10 +96,20 @@ class RecallSpec(_Spec):
 
     budget: PositiveInt = 300
     quotas: dict[str, Annotated[int, Field(ge=0)]] = Field(
-        default_factory=lambda: {ITEMCF_CHANNEL: 200, EMBEDDING_CHANNEL: 150, POPULARITY_CHANNEL: 100}
+        default_factory=lambda: {
+            ITEMCF_CHANNEL: 200,
+            EMBEDDING_CHANNEL: 150,
+            POPULARITY_CHANNEL: 100,
+            CONTENT_CHANNEL: 100,
+        }
     )
     weights: dict[str, NonNegativeFloat] = Field(
-        default_factory=lambda: {ITEMCF_CHANNEL: 1.0, EMBEDDING_CHANNEL: 0.6, POPULARITY_CHANNEL: 0.2}
+        default_factory=lambda: {
+            ITEMCF_CHANNEL: 1.0,
+            EMBEDDING_CHANNEL: 0.6,
+            POPULARITY_CHANNEL: 0.2,
+            CONTENT_CHANNEL: 0.6,
+        }
     )
 
     @model_validator(mode="after")
@@ -156,7 +167,8 @@ ItemText = Literal["title_brand_categories"]
 
 class TextSpec(_Spec):
     """Sentence embeddings of the items' texts and the encoder that embeds queries into the same space
-    (the semantic search channel and the content channel).
+    (the semantic search channel and the content recall channel, which finds items whose text is close to
+    the recent items' texts).
 
     ``item_text`` names how an item's text was made before embedding (``title_brand_categories``: the
     title, the brand and the last two category names, joined by ". "); ``item_max_length`` and
@@ -171,6 +183,10 @@ class TextSpec(_Spec):
     item_text: ItemText = "title_brand_categories"
     item_max_length: PositiveInt = 128
     query_max_length: PositiveInt = 64
+    last: PositiveInt = 5
+    """Content channel: how many of the most recent items make the user's text query vector."""
+    decay: Decay = 0.7
+    """Content channel: weight ``decay ** age`` of each of those items (0 = the newest)."""
 
 
 class PipelineSpec(_Spec):

@@ -19,6 +19,7 @@ from shoprec.pipeline.core import RecommendationPipeline
 from shoprec.ports import Ranker
 from shoprec.ranking.fusion import Fusion, fusion_from_spec
 from shoprec.recall.channels import (
+    ContentChannel,
     EmbeddingChannel,
     ItemCFChannel,
     PopularityChannel,
@@ -59,6 +60,7 @@ def build_pipeline(
         popularity=bundle.popularity,
         itemcf=itemcf,
         embeddings=bundle.item_embeddings,
+        text_embeddings=bundle.text_embeddings,
         ranker=ranker,
         fusion=fused,
         candidates=candidates,
@@ -77,19 +79,27 @@ def assemble_pipeline(
     embeddings: npt.NDArray[np.float32],
     ranker: Ranker | None,
     fusion: Fusion,
+    text_embeddings: npt.NDArray[np.float32] | None = None,
     candidates: int | None = None,
     latency_budget_ms: float = 150.0,
     vector_index: VectorIndex | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> RecommendationPipeline:
     """The pipeline ``spec`` describes, over models given as objects (training builds one from the models
-    fitted on the training split, before any bundle exists)."""
+    fitted on the training split, before any bundle exists). Without ``text_embeddings`` the content
+    channel recalls nothing."""
     channels: list[RecallChannel] = [
         ItemCFChannel(itemcf, catalog, max_history=spec.itemcf.max_history, decay=spec.itemcf.decay),
         EmbeddingChannel(
             embeddings, catalog, index=vector_index, last=spec.embedding.last, decay=spec.embedding.decay
         ),
         PopularityChannel(popularity, catalog),
+        ContentChannel(
+            text_embeddings,
+            catalog,
+            last=spec.text.last if spec.text else 5,
+            decay=spec.text.decay if spec.text else 0.7,
+        ),
     ]
     policy = MergePolicy(
         budget=candidates if candidates is not None else spec.recall.budget,

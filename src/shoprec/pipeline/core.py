@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from shoprec.artifacts.specs import (
     CHANNELS,
+    CONTENT_CHANNEL,
     EMBEDDING_CHANNEL,
     ITEMCF_CHANNEL,
     POPULARITY_CHANNEL,
@@ -44,6 +45,7 @@ from shoprec.ports import Ranker
 from shoprec.ranking.features import CandidateSignals
 from shoprec.ranking.fusion import Fused, Fusion, WeightedFusion
 from shoprec.recall.channels import (
+    ContentChannel,
     EmbeddingChannel,
     ItemCFChannel,
     PopularityChannel,
@@ -170,20 +172,27 @@ class RecommendationPipeline:
         itemcf = self.channel_by_name[ITEMCF_CHANNEL]
         embedding = self.channel_by_name[EMBEDDING_CHANNEL]
         popularity = self.channel_by_name[POPULARITY_CHANNEL]
+        content = self.channel_by_name[CONTENT_CHANNEL]
         if not (
             isinstance(itemcf, ItemCFChannel)
             and isinstance(embedding, EmbeddingChannel)
             and isinstance(popularity, PopularityChannel)
+            and isinstance(content, ContentChannel)
         ):
-            raise TypeError("the channels must be ItemCFChannel, EmbeddingChannel and PopularityChannel")
+            raise TypeError(
+                "the channels must be ItemCFChannel, EmbeddingChannel, PopularityChannel and ContentChannel"
+            )
         self.itemcf: ItemCFChannel = itemcf
         self.embedding: EmbeddingChannel = embedding
         self.popularity: PopularityChannel = popularity
+        self.content: ContentChannel = content
         self.merge_policy = merge_policy
         self.ranker = ranker
         self.fusion = fusion
+        self.sources = tuple(s for s in SOURCES if s != CONTENT_CHANNEL or content.available)
+        """The score sources this pipeline has (the content channel's only with text embeddings)."""
         self.fallback = fallback or WeightedFusion(
-            {name: merge_policy.weight(name) for name in CHANNELS}, variant="recall"
+            {name: merge_policy.weight(name) for name in CHANNELS if name in self.sources}, variant="recall"
         )
         if self.fallback.uses_ranker:
             raise ValueError("the fallback fusion must not use the ranker")
@@ -283,10 +292,12 @@ class RecommendationPipeline:
         return self._ask_ranker([(history, items)], t0).scores[0]
 
     def similar(self, item: int, k: int) -> list[Candidate]:
-        """Items similar to ``item``: its item-CF neighbours, padded with embedding neighbours.
+        """Items similar to ``item``: its item-CF neighbours, padded with the items whose text is closest
+        (content channel) or, in a bundle without text embeddings, the closest Transformer embeddings.
 
         Scores: item-CF similarities divided by the best one (in ``(0, 1]``); padding items score below
-        the last item-CF neighbour, decreasing in embedding order, so the list stays sorted by score.
+        the last item-CF neighbour, decreasing in their channel's order, so the list stays sorted by score.
+        An item nobody interacted with (no item-CF neighbours) gets the padding channel's list alone.
         """
         title = self.catalog.short_title(item)
         cf_idx, cf_scores = self.itemcf.itemcf.similar(item, k)
@@ -299,17 +310,23 @@ class RecommendationPipeline:
         ]
         if len(out) < k:
             exclude = np.asarray([item, *cf_idx.tolist()], dtype=np.int64)
-            emb_idx, _ = self.embedding.index.search(self.embedding.embeddings[item], k - len(out), exclude)
+            pad_idx, _ = self.content.similar(item, k - len(out), exclude)
+            pad_channel = CONTENT_CHANNEL
+            if pad_idx.size == 0:
+                pad_idx, _ = self.embedding.index.search(
+                    self.embedding.embeddings[item], k - len(out), exclude
+                )
+                pad_channel = EMBEDDING_CHANNEL
             floor = out[-1].score if out else 1.0
-            n_pad = emb_idx.size
+            n_pad = pad_idx.size
             out.extend(
                 Candidate(
                     item=j,
                     score=floor * (n_pad - r) / (n_pad + 1),
-                    channels=[EMBEDDING_CHANNEL],
+                    channels=[pad_channel],
                     reason=f"similar to {title}",
                 )
-                for r, j in enumerate(emb_idx.tolist())
+                for r, j in enumerate(pad_idx.tolist())
             )
         return out[:k]
 
@@ -328,7 +345,11 @@ class RecommendationPipeline:
         )
         if request.history.size:
             policy = self.merge_policy
-            lists = [(ch.name, ch.recall(context, policy.quota(ch.name))) for ch in self.channels]
+            lists = [
+                (ch.name, ch.recall(context, policy.quota(ch.name)))
+                for ch in self.channels
+                if ch.name in self.sources
+            ]
         else:  # cold start: the popular items alone, as many as the whole budget
             policy = MergePolicy(budget=self.merge_policy.budget, quotas={})
             lists = [(POPULARITY_CHANNEL, self.popularity.recall(context, policy.budget))]

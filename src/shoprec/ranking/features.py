@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from shoprec.artifacts.specs import (
     CHANNELS,
+    CONTENT_CHANNEL,
     EMBEDDING_CHANNEL,
     ITEMCF_CHANNEL,
     POPULARITY_CHANNEL,
@@ -34,7 +35,9 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-_IC, _EM, _PO = (CHANNELS.index(c) for c in (ITEMCF_CHANNEL, EMBEDDING_CHANNEL, POPULARITY_CHANNEL))
+_IC, _EM, _PO, _CO = (
+    CHANNELS.index(c) for c in (ITEMCF_CHANNEL, EMBEDDING_CHANNEL, POPULARITY_CHANNEL, CONTENT_CHANNEL)
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,10 +46,10 @@ class CandidateSignals:
 
     ``found[c, j]``: channel ``CHANNELS[j]`` recalled candidate ``c``; ``channel_rank[c, j]`` its 0-based
     position in that channel's list (the channel's quota when absent); ``signals[c, j]`` the channel's score
-    of it (item-CF similarity sum, embedding dot product, ``log1p`` popularity). ``ranker`` is the sequence
-    model's score, ``None`` when it was not asked or did not answer. ``itemcf_last`` is the similarity to
-    the most recent history item and ``itemcf_recency`` the age (0 = newest) of the most recent history
-    item that lists the candidate among its neighbours (``max_history`` when none does).
+    of it (item-CF similarity sum, embedding dot product, ``log1p`` popularity, text cosine). ``ranker``
+    is the sequence model's score, ``None`` when it was not asked or did not answer. ``itemcf_last`` is the
+    similarity to the most recent history item and ``itemcf_recency`` the age (0 = newest) of the most
+    recent history item that lists the candidate among its neighbours (``max_history`` when none does).
     ``popularity_percentile`` is the item's popularity rank over the catalogue as a fraction in [0, 1]
     (1 = the best seller), a scale that does not depend on the catalogue's size.
     """
@@ -106,6 +109,9 @@ FEATURES: Final = (
     "popularity_log",
     "popularity_percentile",
     "popularity_rank",
+    "content_score",
+    "content_gap",
+    "content_rank",
     "channels_found",
     "history_length",
     "recall_score",
@@ -159,6 +165,10 @@ def _features(s: CandidateSignals, names: Sequence[str]) -> F64:
     cols["popularity_log"] = s.signals[:, _PO]
     cols["popularity_percentile"] = s.popularity_percentile
     cols["popularity_rank"] = s.channel_rank[:, _PO]
+    content = s.signals[:, _CO].astype(np.float64)
+    cols["content_score"] = content
+    cols["content_gap"] = content - content.max() if content.size else content
+    cols["content_rank"] = _ranks(content)
     cols["channels_found"] = s.found.sum(axis=1)
     cols["history_length"] = np.full(s.size, float(s.history_length))
     cols["recall_score"] = s.recall_score

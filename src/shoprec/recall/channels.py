@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from shoprec.artifacts.specs import EMBEDDING_CHANNEL, ITEMCF_CHANNEL, POPULARITY_CHANNEL
+from shoprec.artifacts.specs import CONTENT_CHANNEL, EMBEDDING_CHANNEL, ITEMCF_CHANNEL, POPULARITY_CHANNEL
 from shoprec.catalog import BoolArray, CatalogIndex, IntArray
 from shoprec.recall.itemcf import DEFAULT_DECAY, DEFAULT_MAX_HISTORY, ItemCFNeighbours
 
@@ -33,6 +33,7 @@ FloatArray = npt.NDArray[np.float32]
 ITEMCF = ITEMCF_CHANNEL
 EMBEDDING = EMBEDDING_CHANNEL
 POPULARITY = POPULARITY_CHANNEL
+CONTENT = CONTENT_CHANNEL
 EMBEDDING_REASON = "similar to items you viewed"
 
 
@@ -329,3 +330,81 @@ class PopularityChannel:
 
     def reasons(self, context: RecallContext, items: IntArray) -> list[str]:
         return [self.reason_of[i] for i in items.tolist()]
+
+
+class ContentChannel:
+    """Items whose text is closest (cosine) to the recent items' texts: a recency-weighted mean of the
+    last few recent items' sentence embeddings (``pipeline.text``) against every item's.
+
+    It knows every item that has a text, interactions or not, so it recommends new and rarely seen
+    items that item-CF and the Transformer's table cannot place. Without text embeddings (a bundle
+    trained without a catalogue) it recalls nothing and scores 0. The reason names the recent item whose
+    text is closest to the candidate's ("like Digital Caliper 6 inch that you viewed").
+    """
+
+    name = CONTENT
+
+    def __init__(
+        self,
+        vectors: npt.ArrayLike | None,
+        catalog: CatalogIndex,
+        *,
+        index: VectorIndex | None = None,
+        last: int = 5,
+        decay: float = 0.7,
+    ) -> None:
+        self.catalog = catalog
+        self.last = last
+        self.decay = decay
+        self.vectors: FloatArray | None = None
+        self.index: VectorIndex | None = None
+        if vectors is not None:
+            table = np.ascontiguousarray(vectors, dtype=np.float32)
+            if table.ndim != 2 or table.shape[0] != catalog.n_items:
+                raise ValueError(f"text embeddings have shape {table.shape}, expected ({catalog.n_items}, d)")
+            self.vectors = table
+            self.index = index if index is not None else ExactDotProductIndex(table)
+
+    @property
+    def available(self) -> bool:
+        return self.vectors is not None
+
+    def query_vector(self, recent: IntArray) -> npt.NDArray[np.float32] | None:
+        """Weighted mean of the last ``last`` recent items' text vectors (``decay ** age``, 0 = newest);
+        ``None`` without text embeddings or when none of those items has a text."""
+        if self.vectors is None or recent.size == 0:
+            return None
+        tail = recent[-self.last :]
+        weights = (self.decay ** np.arange(tail.size - 1, -1, -1)).astype(np.float32)
+        vec: npt.NDArray[np.float32] = weights @ self.vectors[tail]
+        norm = float(np.linalg.norm(vec))
+        return vec / norm if norm > 0 else None
+
+    def recall(self, context: RecallContext, n: int) -> Recalled:
+        query = self.query_vector(context.recent)
+        if query is None or n <= 0 or self.index is None:
+            return Recalled.none()
+        idx, scores = self.index.search(query, n, context.exclude, allowed=context.allowed)
+        return Recalled(idx, scores)
+
+    def signal(self, context: RecallContext, items: IntArray) -> FloatArray:
+        query = self.query_vector(context.recent)
+        if query is None or self.vectors is None:
+            return np.zeros(items.size, dtype=np.float32)
+        out: FloatArray = self.vectors[items] @ query
+        return out
+
+    def similar(self, item: int, n: int, exclude: IntArray | None = None) -> tuple[IntArray, FloatArray]:
+        """The ``n`` items whose text is closest to ``item``'s (never ``item`` itself)."""
+        if self.vectors is None or self.index is None or not self.vectors[item].any():
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        skip = np.asarray([item], dtype=np.int64) if exclude is None else np.union1d(exclude, [item])
+        return self.index.search(self.vectors[item], n, skip)
+
+    def reasons(self, context: RecallContext, items: IntArray) -> list[str]:
+        if self.vectors is None or context.recent.size == 0 or items.size == 0:
+            return ["" for _ in range(items.size)]
+        tail = np.asarray(list(dict.fromkeys(context.recent[-self.last :][::-1].tolist())), dtype=np.int64)
+        closest = tail[np.argmax(self.vectors[tail] @ self.vectors[items].T, axis=0)].tolist()
+        text = {h: f"like {self.catalog.short_title(h)} that you viewed" for h in set(closest)}
+        return [text[h] for h in closest]

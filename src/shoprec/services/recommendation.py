@@ -21,15 +21,17 @@ import numpy as np
 from shoprec.catalog import CatalogIndex, IntArray, is_given, name_key
 from shoprec.domain import MAX_RECENT_ITEMS, Candidate, RankedItem
 from shoprec.errors import BackendUnavailableError, InvalidInputError, NotFoundError
+from shoprec.merchandising import NO_RULES, RuleSet, Surface
 from shoprec.pipeline import RecommendationPipeline, Request
 from shoprec.ports import Cache, UserStateStore
 from shoprec.ranking.fusion import minmax
-from shoprec.rerank.rules import rerank
+from shoprec.rerank.merch import apply_rules, merch_depth
 from shoprec.services import cache_codec
 from shoprec.services.results import ListResult
 
 if TYPE_CHECKING:
     from shoprec.search.bm25 import SearchRecall
+    from shoprec.services.merchandising import MerchandisingService
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class RecommendationService:
         search_factory: Callable[[], SearchRecall] | None = None,
         search_rerank_depth: int = SEARCH_RERANK_DEPTH,
         search_personal_weight: float = SEARCH_PERSONAL_WEIGHT,
+        merchandising: MerchandisingService | None = None,
     ) -> None:
         if not 0.0 <= search_personal_weight <= 1.0:
             raise ValueError(f"search_personal_weight must lie in [0, 1], got {search_personal_weight}")
@@ -84,6 +87,7 @@ class RecommendationService:
         self._search = search_index
         self._search_factory = search_factory
         self._search_lock = threading.Lock()
+        self.merchandising = merchandising  # None: no merchandising rules (offline evaluation)
 
     # --- public use cases -------------------------------------------------------------------------
 
@@ -109,13 +113,14 @@ class RecommendationService:
         """
         _check_k(k)
         timer = _Timer(self.clock)
+        rules = self._rules(Surface.RECOMMENDATIONS, category=category, brand=brand)
         generation = self._cache_generation(user_id)
         key: str | None = None
         hit: ListResult | None = None
         if generation is not None:  # a cache that failed just now is not asked again in this request
             key = self.cache_key(
                 user_id, k, generation=generation, category=category, brand=brand, exclude_seen=exclude_seen
-            )
+            ) + (f":{rules.digest}" if rules.digest else "")
             hit = self._cache_get(key)
         timer.lap("cache")
         if hit is not None:
@@ -123,13 +128,21 @@ class RecommendationService:
 
         recent, state_ok = self._history(user_id)
         timer.lap("state")
-        request = Request(history=recent, k=k, category=category, brand=brand, exclude_seen=exclude_seen)
+        depth = merch_depth(k, rules.rules)
+        request = Request(history=recent, k=depth, category=category, brand=brand, exclude_seen=exclude_seen)
         rec = self.pipeline.recommend([request], start=timer.start)[0]
         timer.add(rec.timings_ms)
+        items = rec.items
+        if rules:
+            items = apply_rules(
+                items, k, self.catalog, rules.rules, seen=recent.tolist(), exclude_seen=exclude_seen,
+                category=category, brand=brand,
+            )  # fmt: skip
+            timer.lap("rerank")
 
         degraded = rec.degraded or not state_ok
         result = ListResult(
-            items=self._items(rec.items),
+            items=self._items(items),
             model_version=self.model_version,
             degraded=degraded,
             ranker_fallback=rec.ranker_fallback,
@@ -150,7 +163,10 @@ class RecommendationService:
         i = self.catalog.index(item_id)
         if i is None:
             raise NotFoundError(f"unknown item id {item_id!r}", field="item_id")
-        items = self.pipeline.similar(i, k)
+        rules = self._rules(Surface.SIMILAR)
+        items = self.pipeline.similar(i, merch_depth(k, rules.rules))
+        if rules:
+            items = apply_rules(items, k, self.catalog, rules.rules, seen=(i,), max_per_category=k)
         timer.lap("recall")
         counts: dict[str, int] = {}
         for c in items:
@@ -159,10 +175,7 @@ class RecommendationService:
             items=self._items(items),
             model_version=self.model_version,
             timings_ms=timer.done(),
-            candidates_per_channel={
-                "itemcf": counts.get("itemcf", 0),
-                "embedding": counts.get("embedding", 0),
-            },
+            candidates_per_channel={"itemcf": counts.pop("itemcf", 0), **counts},
         )
 
     def search(
@@ -228,7 +241,11 @@ class RecommendationService:
             Candidate(item=j, score=s, channels=list(found), reason=_search_reason(found, quoted))
             for j, s, found in zip(matched.tolist(), scores.tolist(), channels, strict=True)
         ]
-        final = rerank(candidates, k, self.catalog, exclude_seen=False, max_per_category=k)
+        rules = self._rules(Surface.SEARCH, query=q, category=category, brand=brand)
+        final = apply_rules(
+            candidates, k, self.catalog, rules.rules, exclude_seen=False, category=category, brand=brand,
+            max_per_category=k,
+        )  # fmt: skip
         timer.lap("rerank")
         return ListResult(
             items=self._items(final),
@@ -313,6 +330,10 @@ class RecommendationService:
         params = [k, _filter_key(category), _filter_key(brand), exclude_seen]
         digest = hashlib.sha256(json.dumps(params).encode("utf-8")).hexdigest()[:16]
         return f"{CACHE_KEY_PREFIX}:{self._version_tag}:{user_id}:{generation}:{digest}"
+
+    def _rules(self, surface: Surface, **request: str | None) -> RuleSet:
+        """The merchandising rules applying to a request (``docs/pipeline.md``, merchandising rules)."""
+        return NO_RULES if self.merchandising is None else self.merchandising.rules_for(surface, **request)
 
     def _history(self, user_id: str) -> tuple[IntArray, bool]:
         """The indices of the user's recent items known to the bundle (oldest first), and whether the

@@ -167,14 +167,15 @@ def tune_weights(
     k: int = 10,
     grid: Sequence[float] = WEIGHT_GRID,
     rounds: int = 3,
+    sources: Sequence[str] = SOURCES,
 ) -> dict[str, float]:
-    """Weights of the sources maximising NDCG@k within the candidates of the ``fit`` examples, by coordinate
+    """Weights of ``sources`` maximising NDCG@k within the candidates of the ``fit`` examples, by coordinate
     ascent over ``grid`` (starting from equal weights; the ranker's weight stays 1, fixing the scale)."""
     parts = [
-        np.column_stack([minmax(examples.signals[i].source_scores(s)) for s in SOURCES]) for i in fit.tolist()
+        np.column_stack([minmax(examples.signals[i].source_scores(s)) for s in sources]) for i in fit.tolist()
     ]
     labels = [examples.labels[i] for i in fit.tolist()]
-    weights = np.ones(len(SOURCES))
+    weights = np.ones(len(sources))
 
     def score(w: F64) -> float:
         return ndcg_within([p @ w for p in parts], labels, k)
@@ -182,7 +183,7 @@ def tune_weights(
     best = score(weights)
     for _ in range(rounds):
         improved = False
-        for j, source in enumerate(SOURCES):
+        for j, source in enumerate(sources):
             if source == RANKER:
                 continue
             for value in grid:
@@ -193,7 +194,7 @@ def tune_weights(
                     best, weights, improved = got, trial, True
         if not improved:
             break
-    return {s: float(w) for s, w in zip(SOURCES, weights, strict=True)}
+    return {s: float(w) for s, w in zip(sources, weights, strict=True)}
 
 
 # --- stacking -----------------------------------------------------------------------------------------
@@ -347,9 +348,9 @@ def pointwise_metrics(probability: F64, labels: npt.ArrayLike) -> dict[str, floa
     }
 
 
-def equal_weights() -> WeightedFusion:
+def equal_weights(sources: Sequence[str] = SOURCES) -> WeightedFusion:
     """Every source weighted 1."""
-    return WeightedFusion(dict.fromkeys(SOURCES, 1.0), variant="equal")
+    return WeightedFusion(dict.fromkeys(sources, 1.0), variant="equal")
 
 
 FUSION_ORDER = ("ranker", "equal", "weighted", "stacking")
@@ -422,12 +423,13 @@ def fit_fusions(
             "too few to fit a fusion"
         )
     fit, stop, compare = split_examples(len(examples.users), seed)
-    weights = tune_weights(examples, np.sort(np.concatenate([fit, stop])))
+    # A bundle without text embeddings has no content scores: its channel is left out, not weighted at 0.
+    weights = tune_weights(examples, np.sort(np.concatenate([fit, stop])), sources=pipeline.sources)
     stacker_fit = np.sort(np.random.default_rng(seed).permutation(fit)[:STACKING_MAX_USERS])
     stacker = train_stacker(examples, stacker_fit, stop, seed=seed, threads=threads)
     variants: dict[str, Fusion] = {
         "ranker": RankerFusion(),
-        "equal": equal_weights(),
+        "equal": equal_weights(pipeline.sources),
         "weighted": WeightedFusion(weights, variant="tuned"),
         "stacking": StackingFusion(
             stacker.ensemble,

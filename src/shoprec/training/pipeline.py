@@ -255,6 +255,15 @@ def run_training(
             itemcf=ItemCFSpec(fit=_itemcf_params()),
             ranker=RankerSpec(max_len=config.max_len),
         )
+        text_report: dict[str, Any] = {}
+        text_vectors = None
+        if text:
+            # Before the fusion fit: the content channel is one of the sources the fusion weighs.
+            ui.stage("embedding the item texts")
+            text_index = embed_catalog(catalog, writer, threads=config.threads)
+            spec = spec.model_copy(update={"text": text_index.spec})
+            text_vectors = text_index.vectors
+            text_report = {k: v for k, v in vars(text_index).items() if k not in ("spec", "vectors")}
 
         ui.stage("fitting the fusion on the validation targets")
         check_fitted_on_train(split, split.train, "the Transformer")  # train_sasrec was given split.train
@@ -264,6 +273,7 @@ def run_training(
             popularity=pop_valid.popularity,
             itemcf=cf_valid,
             embeddings=embeddings,
+            text_embeddings=text_vectors,
             ranker=ranker,
             fusion=RankerFusion(),
         )
@@ -283,6 +293,7 @@ def run_training(
             popularity=pop_test.popularity,
             itemcf=cf_test,
             embeddings=embeddings,
+            text_embeddings=text_vectors,
             ranker=ranker,
             fusion=fusion.fusion,
         )
@@ -310,13 +321,6 @@ def run_training(
         )
         metrics["test"]["sampled"][PIPELINE] = sampled.metrics
         fusion_report = {**fusion.summary(), "stacking_pointwise_test": pointwise.metrics()}
-
-        text_report: dict[str, Any] = {}
-        if text:
-            ui.stage("embedding the item texts")
-            text_index = embed_catalog(catalog, writer, threads=config.threads)
-            spec = spec.model_copy(update={"text": text_index.spec})
-            text_report = {k: v for k, v in vars(text_index).items() if k != "spec"}
 
         ui.stage("writing the bundle")
         if fusion.chosen == "stacking":

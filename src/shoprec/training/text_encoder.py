@@ -427,6 +427,7 @@ class ItemTextIndex:
     """What :func:`embed_catalog` added to a bundle: the spec, and figures for the training report."""
 
     spec: TextSpec
+    vectors: npt.NDArray[np.float32]
     n_embedded: int
     export_seconds: float
     embed_seconds: float
@@ -472,6 +473,7 @@ def embed_catalog(
         writer.add_npy(spec.embeddings_file, vectors)
     return ItemTextIndex(
         spec=spec,
+        vectors=vectors,
         n_embedded=int(has_text.sum()),
         export_seconds=round(t1 - t0, 1),
         embed_seconds=round(t2 - t1, 1),
