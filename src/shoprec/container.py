@@ -26,9 +26,10 @@ from shoprec.artifacts import Bundle, load_bundle
 from shoprec.catalog import CatalogIndex
 from shoprec.errors import ShopRecError
 from shoprec.pipeline import RecommendationPipeline, build_pipeline
-from shoprec.ports import ArtifactStore, Cache, Ranker, UserStateStore
+from shoprec.ports import ArtifactStore, Cache, Ranker, RuleStore, UserStateStore
 from shoprec.resilience import BreakerCache, BreakerRanker, CircuitBreaker
 from shoprec.services.events import DEFAULT_AUDIT_KEY, EventService
+from shoprec.services.merchandising import MerchandisingService
 from shoprec.services.recommendation import RecommendationService
 from shoprec.settings import Settings, get_settings
 
@@ -81,6 +82,7 @@ class Container(IngestContainer):
     ranker: Ranker
     pipeline: RecommendationPipeline
     recommendations: RecommendationService
+    merchandising: MerchandisingService
 
     def backends(self) -> dict[str, str]:
         """``describe()`` of every backend, for ``/v1/health``."""
@@ -109,8 +111,14 @@ def build_container(
     state: UserStateStore | None = None,
     cache: Cache | None = None,
     ranker: Ranker | None = None,
+    rules: RuleStore | None = None,
+    merchandising: bool = True,
 ) -> Container:
     """Build the API's object graph for ``settings``; a port passed explicitly replaces the configured one.
+
+    Merchandising rules live beside the user state (:func:`rule_store_for`); with a ``state`` passed in
+    and no ``rules``, in process. ``merchandising=False`` builds a service that applies no rules (offline
+    evaluation: ``shoprec search-eval`` scores the lists without them); the admin routes still work.
 
     ``version`` is the served version, already looked up (see :func:`artifact_store_for`). Loads (and,
     through the artifact store, verifies) the bundle. Raises ``ArtifactError`` for a missing or damaged
@@ -131,10 +139,12 @@ def build_container(
         candidates=settings.candidates,
         latency_budget_ms=settings.latency_budget_ms,
     )
+    rule_service = MerchandisingService(rules or rule_store_for(settings.state if state is None else None))
     recommendations = RecommendationService(
         pipeline,
         base.state,
         base.cache,
+        merchandising=rule_service if merchandising else None,
         model_version=base.bundle.model_version,
         version_tag=base.bundle.manifest.short_version,
         cache_ttl_s=settings.cache_ttl_s,
@@ -145,6 +155,7 @@ def build_container(
         ranker=ranker,
         pipeline=pipeline,
         recommendations=recommendations,
+        merchandising=rule_service,
     )
 
 
@@ -256,6 +267,24 @@ def state_store_for(dsn: str, *, read_timeout_s: float = 0.1) -> UserStateStore:
 
         return SqliteUserStateStore(Path(dsn.removeprefix("sqlite:///")))
     raise ValueError(f"state: unknown backend {dsn!r}")
+
+
+def rule_store_for(dsn: str | None) -> RuleStore:
+    """The merchandising rules beside the user state of ``dsn`` (same sqlite file, or same DynamoDB table
+    under its own partition); ``None``: in process only."""
+    if dsn is None:
+        from shoprec.adapters.local.memory_rules import MemoryRuleStore
+
+        return MemoryRuleStore()
+    if dsn.startswith("dynamodb://"):
+        from shoprec.adapters.aws.dynamodb_rules import DynamoDbRuleStore
+
+        return DynamoDbRuleStore(dsn.removeprefix("dynamodb://"))
+    if dsn.startswith("sqlite:///"):
+        from shoprec.adapters.local.sqlite_rules import SqliteRuleStore
+
+        return SqliteRuleStore(Path(dsn.removeprefix("sqlite:///")))
+    raise ValueError(f"rules: unknown backend {dsn!r}")
 
 
 def audit_key_of(settings: Settings) -> bytes:

@@ -16,8 +16,9 @@ from shoprec.api.app import create_app
 
 pytestmark = pytest.mark.infra
 
-# The routes that change or erase data: the events router's, which are the server-to-server ones.
-WRITE_TAG = "events"
+# The routes that change or erase data, or administer the service: the events router's (server to server)
+# and the merchandising rules' (an admin tool; reads included).
+WRITE_TAGS = frozenset({"events", "rules"})
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def app_write_routes() -> set[tuple[str, str]]:
         (method.upper(), path)
         for path, operations in paths.items()
         for method, operation in operations.items()
-        if WRITE_TAG in operation.get("tags", [])
+        if WRITE_TAGS & set(operation.get("tags", []))
     }
 
 
@@ -83,7 +84,11 @@ def test_every_write_route_of_the_app_needs_sigv4_and_the_reads_do_not(resources
         if e.get("Auth", {}).get("Authorizer") == "AWS_IAM"
     }
     writes = app_write_routes()
-    assert {("POST", "/v1/events"), ("DELETE", "/v1/users/{user_id}")} <= writes
+    assert {
+        ("POST", "/v1/events"),
+        ("DELETE", "/v1/users/{user_id}"),
+        ("PUT", "/v1/rules/{rule_id}"),
+    } <= writes
     assert writes == iam
     for e in events.values():
         if e.get("Auth", {}).get("Authorizer") == "AWS_IAM":
@@ -105,17 +110,26 @@ def test_the_caller_policies_grant_exactly_the_write_routes(
         "Stage": "dev",
     }
     granted: dict[str, set[str]] = {}
-    for policy in ("ApiEventWriterPolicy", "ApiUserEraserPolicy"):
+    for policy in ("ApiEventWriterPolicy", "ApiUserEraserPolicy", "ApiMerchandiserPolicy"):
         assert resources[policy]["Type"] == "AWS::IAM::ManagedPolicy"
         for st in props(resources, policy)["PolicyDocument"]["Statement"]:
             if st["Action"] == "execute-api:Invoke":
-                granted.setdefault(policy, set()).add(evaluate(st["Resource"], refs, {}))
+                arns = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+                granted.setdefault(policy, set()).update(evaluate(a, refs, {}) for a in arns)
     base = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3/dev"
     assert granted == {
         "ApiEventWriterPolicy": {f"{base}/POST/v1/events"},
         "ApiUserEraserPolicy": {f"{base}/DELETE/v1/users/*"},
+        "ApiMerchandiserPolicy": {
+            f"{base}/PUT/v1/rules/*",
+            f"{base}/GET/v1/rules/*",
+            f"{base}/DELETE/v1/rules/*",
+            f"{base}/GET/v1/rules",
+        },
     }
-    assert {"ApiEventWriterPolicyArn", "ApiUserEraserPolicyArn"} <= set(template["Outputs"])
+    assert {"ApiEventWriterPolicyArn", "ApiUserEraserPolicyArn", "ApiMerchandiserPolicyArn"} <= set(
+        template["Outputs"]
+    )
 
 
 # ---------------------------------------------------------------- in front of the API

@@ -228,7 +228,8 @@ def search_eval(
 
 def _search_service(artifacts: Path, state_dir: Path, *, semantic: bool = True) -> RecommendationService:
     """The recommendation service as the container builds it for ``artifacts`` (local ONNX ranker, an
-    in-process cache, a throw-away SQLite state that search without a user never reads)."""
+    in-process cache, a throw-away SQLite state that search without a user never reads). Without
+    merchandising rules: the figures score the search itself, never a pinned or blocked item."""
     from shoprec.container import build_container
     from shoprec.settings import Settings
 
@@ -240,7 +241,7 @@ def _search_service(artifacts: Path, state_dir: Path, *, semantic: bool = True) 
         model_version_parameter=None,
         search_semantic=semantic,
     )
-    return build_container(settings).recommendations
+    return build_container(settings, merchandising=False).recommendations
 
 
 def _read_lines(path: Path) -> list[str]:
