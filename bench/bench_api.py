@@ -108,6 +108,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--users", type=int, default=1000, help="Distinct users with history.")
     parser.add_argument("--cached-requests", type=int, default=500)
+    parser.add_argument("--search-requests", type=int, default=840, help="GET /v1/search requests.")
     parser.add_argument("--cold-starts", type=int, default=15, help="Fresh interpreters per mode.")
     parser.add_argument("--cold-only", action="store_true", help="Measure only the Lambda cold start.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
@@ -160,6 +161,7 @@ def main() -> int:
     print_machine(report)
     if not args.cold_only:
         print_serving(report)
+        print_search(report)
     print_cold(report)
     print_breakdown(breakdown)
     if args.cold_only:
@@ -194,6 +196,7 @@ def serving_latency(args: argparse.Namespace, tmp: Path) -> tuple[Run, Run, dict
     )
     cached_container = with_service(container, container.pipeline, cache_ttl_s=3600)
     cached = run_requests(cached_container, users[:50], args.cached_requests, warmup_all=True)
+    search = search_latency(container, args.search_requests)
     serving = {
         "candidates": budget,
         "fusion": fusion.kind,
@@ -205,8 +208,49 @@ def serving_latency(args: argparse.Namespace, tmp: Path) -> tuple[Run, Run, dict
         },
         "warm_uncached": warm.summary(),
         "warm_cached": cached.summary(),
+        "search": search,
     }
     return warm, cached, serving
+
+
+def search_latency(container: Container, n: int) -> dict[str, Any]:
+    """``GET /v1/search`` through the ASGI app over the dev set's queries (bench/search/queries.tsv), no
+    user: the first search (it builds the index and loads the text encoder), then ``n`` requests, each
+    encoding its query (the semantic channel's query cache is emptied before every request)."""
+    from shoprec.cli.search_eval import read_queries
+
+    queries = [q.text for q in read_queries(ROOT / "bench" / "search" / "queries.tsv")]
+    service = container.recommendations
+    app = create_app(container)
+
+    async def drive() -> tuple[float, list[float]]:
+        latencies: list[float] = []
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            start = time.perf_counter()
+            (await client.get("/v1/search", params={"q": queries[0], "k": 10})).raise_for_status()
+            first = (time.perf_counter() - start) * 1000.0
+            semantic = getattr(service.search_index, "semantic", None)
+            for i in range(n):
+                if semantic is not None:
+                    semantic.clear_cache()
+                start = time.perf_counter()
+                response = await client.get("/v1/search", params={"q": queries[i % len(queries)], "k": 10})
+                latencies.append((time.perf_counter() - start) * 1000.0)
+                response.raise_for_status()
+        return first, latencies
+
+    first, latencies = asyncio.run(drive())
+    lat = np.asarray(latencies)
+    return {
+        "index": service.search_index.name,
+        "first_search_ms": first,
+        "requests": int(lat.size),
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p90_ms": float(np.percentile(lat, 90)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "max_ms": float(lat.max()),
+    }
 
 
 def with_service(container: Container, pipeline: RecommendationPipeline, **service: Any) -> Container:
@@ -486,6 +530,16 @@ def print_machine(report: dict[str, Any]) -> None:
     print(
         f"\n{report['machine']['cpus']} CPUs · load average (1 min) "
         f"{load['before']:.2f} → {load['after']:.2f}"
+    )
+
+
+def print_search(report: dict[str, Any]) -> None:
+    s = report["search"]
+    print(
+        f"\nGET /v1/search · {s['index']} · every query encoded · {s['requests']} requests\n"
+        f"  first search {s['first_search_ms']:.0f} ms (builds the index, loads the encoder)\n"
+        f"  p50 {s['p50_ms']:.2f} ms · p90 {s['p90_ms']:.2f} ms · p99 {s['p99_ms']:.2f} ms · "
+        f"max {s['max_ms']:.1f} ms"
     )
 
 
