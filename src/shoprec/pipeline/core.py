@@ -95,6 +95,18 @@ class Recommendation:
 
 
 @dataclass(frozen=True, eq=False)
+class _FoundBy:
+    """Which channels found each candidate, named on demand: only the returned items need their names,
+    and building a list for each of 300 candidates per user was a third of recall's time offline."""
+
+    names: tuple[str, ...]
+    found: npt.NDArray[np.bool_]
+
+    def __getitem__(self, row: int) -> list[str]:
+        return [name for name, hit in zip(self.names, self.found[row].tolist(), strict=True) if hit]
+
+
+@dataclass(frozen=True, eq=False)
 class _Recalled:
     """One request's candidates: their signals, the channels that found each (``channels[c]``), and the
     source (index in ``SOURCES``) whose reason explains an item no fusion source is credited for."""
@@ -102,7 +114,7 @@ class _Recalled:
     request: Request
     context: RecallContext
     signals: CandidateSignals
-    channels: list[list[str]]
+    channels: _FoundBy
     recall_source: IntArray
     per_channel: dict[str, int]
 
@@ -368,7 +380,7 @@ class RecommendationPipeline:
             request,
             context,
             signals,
-            [merged.channels(c) for c in range(merged.size)],
+            _FoundBy(tuple(merged.names), merged.found),
             source_of[merged.best] if merged.size else _EMPTY,
             {name: len(c) for name, c in lists},
         )
@@ -384,7 +396,7 @@ class RecommendationPipeline:
         recall = self.fallback.fuse([self._signals(context, items, zeros, found, ranks)])[0]
         signals = self._signals(context, items, recall.scores.astype(np.float32), found, ranks)
         source = recall.strongest(np.arange(items.size))
-        return _Recalled(request, context, signals, [[] for _ in range(items.size)], source, {})
+        return _Recalled(request, context, signals, _FoundBy((), found[:, :0]), source, {})
 
     def _signals(
         self,
