@@ -106,3 +106,13 @@ def test_evaluation_paths_apply_no_rules(bundle_dir: Path, tmp_path: Path) -> No
     from shoprec.cli import search_eval
 
     assert "merchandising=False" in inspect.getsource(search_eval._search_service)
+
+
+def test_a_wrong_method_is_405_naming_every_method_of_the_path(api: Api) -> None:
+    # One route per method serves /v1/rules/{rule_id}; Allow must list them all, not the first one's.
+    got = api.client.request("OPTIONS", "/v1/rules/r1")
+    assert got.status_code == 405
+    assert got.headers["content-type"].startswith("application/problem+json")
+    assert got.headers["allow"] == "DELETE, GET, HEAD, PUT"
+    assert api.client.post("/v1/events/x").status_code in (404, 405)
+    assert api.client.request("PATCH", "/v1/search").headers["allow"] == "GET, HEAD"

@@ -7,6 +7,7 @@ matched with the logs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, Final
@@ -203,7 +204,27 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
             errors=[FieldError(field="body", message=reason)],
         )
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return problem_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
+    headers = {k: v for k, v in (exc.headers or {}).items() if exc.status_code != 405 or k.lower() != "allow"}
+    if exc.status_code == 405:
+        headers["allow"] = _allowed_methods(request)
+    return problem_response(request, exc.status_code, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the API documents at the request's path (a GET serves HEAD too). Starlette's 405
+    names only the first route whose path matches, and one path (``/v1/rules/{rule_id}``) has a route
+    per method; the OpenAPI document (built once by FastAPI) knows them all."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
+            methods |= {m.upper() for m in operations if m.upper() in _HTTP_METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+_HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 
 
 def install_error_handlers(app: FastAPI) -> None:
