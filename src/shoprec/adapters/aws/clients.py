@@ -50,6 +50,18 @@ def aws_client(
     return _cached_client(service, round(float(timeout_s), 3), int(max_attempts), env_key)
 
 
+def dynamodb_clients(client: Any, read_client: Any, read_timeout_s: float) -> tuple[Any, Any]:
+    """A DynamoDB store's two clients: ``client`` for writes (default: the patient :func:`aws_client`) and
+    ``read_client`` for request-path reads (default: ``client`` when one was given, else a client with
+    ``read_timeout_s`` and no retries)."""
+    writes = client if client is not None else aws_client("dynamodb")
+    if read_client is None:
+        read_client = (
+            client if client is not None else aws_client("dynamodb", timeout_s=read_timeout_s, max_attempts=1)
+        )
+    return writes, read_client
+
+
 @lru_cache(maxsize=64)
 def _cached_client(
     service: str, timeout_s: float, max_attempts: int, env_key: tuple[str | None, str | None, str | None]

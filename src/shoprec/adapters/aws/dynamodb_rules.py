@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from shoprec.adapters.aws.clients import aws_client
+from shoprec.adapters.aws.clients import dynamodb_clients
 from shoprec.errors import BackendUnavailableError
 from shoprec.merchandising import MerchRule
 
@@ -49,14 +49,7 @@ class DynamoDbRuleStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.table_name = table_name
-        self._client = client if client is not None else aws_client("dynamodb")
-        if read_client is None:
-            read_client = (
-                client
-                if client is not None
-                else aws_client("dynamodb", timeout_s=read_timeout_s, max_attempts=1)
-            )
-        self._read_client = read_client
+        self._client, self._read_client = dynamodb_clients(client, read_client, read_timeout_s)
         self._clock = clock
 
     def put(self, rule: MerchRule) -> bool:

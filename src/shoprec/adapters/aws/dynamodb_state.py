@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shoprec.adapters import plan_events
-from shoprec.adapters.aws.clients import aws_client
+from shoprec.adapters.aws.clients import dynamodb_clients
 from shoprec.domain import MAX_RECENT_ITEMS, ApplyResult, Event
 from shoprec.errors import BackendUnavailableError
 
@@ -83,14 +83,7 @@ class DynamoDbUserStateStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.table_name = table_name
-        self._client = client if client is not None else aws_client("dynamodb")
-        if read_client is None:
-            read_client = (
-                client
-                if client is not None
-                else aws_client("dynamodb", timeout_s=read_timeout_s, max_attempts=1)
-            )
-        self._read_client = read_client
+        self._client, self._read_client = dynamodb_clients(client, read_client, read_timeout_s)
         self._event_ttl_s = event_ttl_s
         self._state_ttl_s = state_ttl_s
         self._clock = clock

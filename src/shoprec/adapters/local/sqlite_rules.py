@@ -3,16 +3,17 @@ implementation of ``RuleStore``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from shoprec.adapters.local.sqlite_state import write_transaction
 from shoprec.errors import BackendUnavailableError
 from shoprec.merchandising import MerchRule
 
@@ -83,22 +84,8 @@ class SqliteRuleStore:
             self._local.conn = conn
         return conn
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise BackendUnavailableError(f"{self.describe()}: write failed: {exc}") from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise BackendUnavailableError(f"{self.describe()}: write failed: {exc}") from exc
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._conn, self.describe())
 
 
 def _parse(rows: Sequence[tuple[str, str]]) -> list[MerchRule]:

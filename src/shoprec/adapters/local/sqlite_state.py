@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -182,28 +183,35 @@ class SqliteUserStateStore:
                 self._connections.append(conn)
         return conn
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = self._conn()
-            # IMMEDIATE takes the write lock up front: two writers cannot both read the old sequence and
-            # then race to write it back.
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise BackendUnavailableError(f"{self.describe()}: cannot start a transaction: {exc}") from exc
-        try:
-            yield conn
-        except sqlite3.Error as exc:
-            _rollback(conn)
-            raise BackendUnavailableError(f"{self.describe()}: write failed: {exc}") from exc
-        except BaseException:
-            _rollback(conn)
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            _rollback(conn)
-            raise BackendUnavailableError(f"{self.describe()}: commit failed: {exc}") from exc
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._conn, self.describe())
+
+
+@contextmanager
+def write_transaction(connect: Callable[[], sqlite3.Connection], where: str) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` … ``COMMIT`` on ``connect()``'s connection: rolled back when the body
+    raises, and sqlite errors turned into ``BackendUnavailableError`` naming ``where`` (the store).
+    Shared by the sqlite stores that live in the state file (user state, merchandising rules)."""
+    try:
+        conn = connect()
+        # IMMEDIATE takes the write lock up front: two writers cannot both read the old sequence and
+        # then race to write it back.
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise BackendUnavailableError(f"{where}: cannot start a transaction: {exc}") from exc
+    try:
+        yield conn
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        raise BackendUnavailableError(f"{where}: write failed: {exc}") from exc
+    except BaseException:
+        _rollback(conn)
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        raise BackendUnavailableError(f"{where}: commit failed: {exc}") from exc
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
