@@ -126,6 +126,17 @@ def top_n(scores: npt.NDArray[np.floating], n: int, mask: BoolArray | None = Non
     return idx[order].astype(np.int64, copy=False)
 
 
+def recency_mean(
+    table: npt.NDArray[np.float32], recent: IntArray, last: int, decay: float
+) -> npt.NDArray[np.float32]:
+    """Weighted mean of the rows of ``table`` for the last ``last`` recent items, weight ``decay ** age``
+    (0 = the newest): the query vector of the embedding and content channels."""
+    tail = recent[-last:]
+    weights = (decay ** np.arange(tail.size - 1, -1, -1)).astype(np.float32)
+    vec: npt.NDArray[np.float32] = (weights @ table[tail]) / weights.sum()
+    return vec
+
+
 class ExactDotProductIndex:
     """Brute-force inner products against the whole item table (4k x 64 floats: tens of microseconds)."""
 
@@ -270,10 +281,7 @@ class EmbeddingChannel:
 
     def query_vector(self, recent: IntArray) -> npt.NDArray[np.float32]:
         """Weighted mean of the last ``last`` recent embeddings, weight ``decay ** age`` (0 = newest)."""
-        tail = recent[-self.last :]
-        weights = (self.decay ** np.arange(tail.size - 1, -1, -1)).astype(np.float32)
-        vec: npt.NDArray[np.float32] = (weights @ self.embeddings[tail]) / weights.sum()
-        return vec
+        return recency_mean(self.embeddings, recent, self.last, self.decay)
 
     def recall(self, context: RecallContext, n: int) -> Recalled:
         if context.recent.size == 0 or n <= 0:
@@ -374,9 +382,7 @@ class ContentChannel:
         ``None`` without text embeddings or when none of those items has a text."""
         if self.vectors is None or recent.size == 0:
             return None
-        tail = recent[-self.last :]
-        weights = (self.decay ** np.arange(tail.size - 1, -1, -1)).astype(np.float32)
-        vec: npt.NDArray[np.float32] = weights @ self.vectors[tail]
+        vec = recency_mean(self.vectors, recent, self.last, self.decay)
         norm = float(np.linalg.norm(vec))
         return vec / norm if norm > 0 else None
 
