@@ -62,6 +62,21 @@ def test_prepare_then_finish_is_recommend_and_a_prepared_batch_can_be_finished_b
     assert signals[2].ranker is None  # cold start: the ranker is not asked
 
 
+def test_finish_each_k_fuses_once_and_gives_each_k_the_list_a_request_for_k_items_gets() -> None:
+    ranker = FakeRanker(score_fn=by_item)
+    pipeline = make_pipeline(BUNDLE, ranker)
+    prepared = pipeline.prepare(REQUESTS)
+    lists = pipeline.finish_each_k(prepared, (2, 5, 8))
+    assert sorted(lists) == [2, 5, 8]
+    for k, recs in lists.items():
+        expected = pipeline.finish(prepared.with_k(k), explain=False)
+        assert [[(c.item, c.score) for c in r.items] for r in recs] == [
+            [(c.item, c.score) for c in r.items] for r in expected
+        ]
+        assert all(len(r.items) <= k for r in recs)
+    assert len(lists[8][0].items) > len(lists[2][0].items)
+
+
 def test_a_fusion_without_the_ranker_never_calls_it() -> None:
     ranker = FakeRanker(score_fn=by_item)
     pipeline = make_pipeline(BUNDLE, ranker, fusion=WeightedFusion({"itemcf": 1.0, "embedding": 0.5}))

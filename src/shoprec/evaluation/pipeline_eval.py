@@ -107,10 +107,9 @@ def evaluate_fusions(
         prepared = preparer.prepare(requests, deadline=False)
         if on_batch is not None:
             on_batch(prepared, tgt[start:stop])
-        for k in ks_t:
-            asked = prepared.with_k(k)
-            for name, finisher in finishers.items():
-                collectors[name, k].add(start, finisher.finish(asked, explain=False), tgt)
+        for name, finisher in finishers.items():
+            for k, recs in finisher.finish_each_k(prepared, ks_t).items():
+                collectors[name, k].add(start, recs, tgt)
         if progress is not None:
             progress(stop, len(recent))
     budget = pipeline.merge_policy.budget

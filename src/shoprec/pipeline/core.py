@@ -240,9 +240,22 @@ class RecommendationPipeline:
         ``explain=False`` leaves the reasons empty (offline evaluation scores the lists, whose items and
         scores are the same either way, and skips the per-item attribution)."""
         laps = _Laps(self.clock)
-        recalled, ranked = prepared.recalled, prepared.ranked
-        fused = self._fuse(recalled, ranked)
+        fused = self._fuse(prepared.recalled, prepared.ranked)
         laps.lap("fusion")
+        return self._finish_fused(prepared, fused, laps, explain)
+
+    def finish_each_k(self, prepared: Prepared, ks: Sequence[int]) -> dict[int, list[Recommendation]]:
+        """:meth:`finish` of ``prepared.with_k(k)`` for each ``k`` in ``ks``, without reasons (offline
+        evaluation), fusing once: the fused scores do not depend on ``k``, only the re-rank does."""
+        fused = self._fuse(prepared.recalled, prepared.ranked)
+        return {
+            k: self._finish_fused(prepared.with_k(k), fused, _Laps(self.clock), explain=False) for k in ks
+        }
+
+    def _finish_fused(
+        self, prepared: Prepared, fused: list[Fused], laps: _Laps, explain: bool
+    ) -> list[Recommendation]:
+        recalled, ranked = prepared.recalled, prepared.ranked
         finals = [self._rerank(rec, scores, explain) for rec, scores in zip(recalled, fused, strict=True)]
         laps.lap("rerank")
         timings = {stage: round(ms, 3) for stage, ms in {**prepared.laps_ms, **laps.laps}.items()}
