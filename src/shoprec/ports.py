@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from shoprec.domain import ApplyResult, Event
+from shoprec.items import CatalogItem
 
 
 @runtime_checkable
@@ -125,6 +126,43 @@ class RuleStore(Protocol):
 
     def delete(self, rule_id: str) -> bool:
         """Remove the rule; ``True`` if there was one."""
+        ...
+
+    def describe(self) -> str: ...
+
+
+@runtime_checkable
+class ItemStore(Protocol):
+    """The live catalogue's overlay (:class:`shoprec.items.CatalogItem`) by item id, over the bundle's
+    catalogue: written by ``PUT`` / ``DELETE /v1/items/{item_id}``, read whole by the catalogue service
+    and by ``shoprec train --overlay``.
+
+    Writes are idempotent: a write whose content fields (:data:`shoprec.items.CONTENT_FIELDS`) equal the
+    stored item's changes nothing, not even ``updated_at`` or :meth:`version`. Adapters raise
+    ``BackendUnavailableError`` when the backend fails.
+    """
+
+    def put(self, item: CatalogItem) -> bool:
+        """Store ``item`` (``delisted`` cleared, ``updated_at`` set to now when anything changed); ``True``
+        if the id was not stored before (a tombstone counts as stored)."""
+        ...
+
+    def delist(self, item_id: str) -> bool:
+        """Store a tombstone: the stored item with ``delisted=True``, or a bare one for an id never stored
+        (it hides the bundle's copy); ``True`` if that changed anything."""
+        ...
+
+    def get(self, item_id: str) -> CatalogItem | None:
+        """The stored item (tombstones included), or ``None``."""
+        ...
+
+    def list(self) -> list[CatalogItem]:
+        """Every stored item, tombstones included, ordered by item id."""
+        ...
+
+    def version(self) -> str:
+        """An opaque token that changes with every write that changed something (one small read): a
+        reader lists the items again only when it differs from the one it last saw."""
         ...
 
     def describe(self) -> str: ...
