@@ -20,6 +20,9 @@ class ItemMeta:
     categories: tuple[str, ...] = ()
     description: str = ""
     price: float | None = None
+    available: bool = True
+    """False for an item the live catalogue made unavailable or delisted (:mod:`shoprec.data.overlay`):
+    its interactions are real and stay, but the bundle's catalogue row says it must not be served."""
 
 
 @dataclass(frozen=True)
