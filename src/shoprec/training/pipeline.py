@@ -33,9 +33,11 @@ from shoprec.artifacts import (
 )
 from shoprec.catalog import CatalogIndex
 from shoprec.data import Dataset, Split, leave_one_out, load_dataset
+from shoprec.data.overlay import apply_overlay
 from shoprec.evaluation import evaluate
 from shoprec.evaluation.pipeline_eval import evaluate_fusions, evaluate_pipeline
 from shoprec.evaluation.protocol import Scorer
+from shoprec.items import CatalogItem
 from shoprec.pipeline import Prepared, assemble_pipeline
 from shoprec.ranking.features import feature_matrix
 from shoprec.ranking.fusion import RankerFusion
@@ -150,6 +152,7 @@ def run_training(
     checkpoint_dir: Path | None = None,
     ui: TrainingUI | None = None,
     text: bool | None = None,
+    overlay: Sequence[CatalogItem] = (),
 ) -> TrainReport:
     """Train every model on ``dataset``, fit the fusion on the validation targets, evaluate the single models
     and the whole served pipeline on the test targets, and write the bundle to ``out_dir``.
@@ -162,6 +165,8 @@ def run_training(
     t_start = time.perf_counter()
     ui.stage("loading data")
     ds = load_dataset(dataset, fmt, data_root=data_root, progress=lambda d, t: ui.progress("load", d, t))
+    if overlay:
+        ds = apply_overlay(ds, overlay)
     split = leave_one_out(ds)
     n = ds.n_items
     catalog_rows = _catalog_rows(ds) if ds.catalog is not None else []
