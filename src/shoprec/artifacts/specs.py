@@ -29,6 +29,8 @@ FUSION: Final = "fusion.npz"  # optional; the stacking model's arrays (see shopr
 TEXT_ENCODER_ONNX: Final = "text_encoder.int8.onnx"  # optional; the sentence encoder of queries (int8)
 TEXT_TOKENIZER: Final = "tokenizer.json"  # optional; its tokenizer (Hugging Face ``tokenizers`` JSON)
 TEXT_EMBEDDINGS: Final = "text_embeddings.npy"  # optional; float32 [n_items, dim], unit rows
+ITEM_EMBEDDINGS_ANN: Final = "item_embeddings.usearch"  # optional; HNSW index of the item vectors
+TEXT_EMBEDDINGS_ANN: Final = "text_embeddings.usearch"  # optional; HNSW index of the text vectors
 
 REQUIRED_FILES: Final = (ITEM_IDS, POPULARITY, ITEMCF, ITEM_EMBEDDINGS)
 
@@ -71,12 +73,31 @@ class ItemCFSpec(_Spec):
     fit: dict[str, float | int | None] = Field(default_factory=dict)
 
 
+class AnnIndexSpec(_Spec):
+    """An approximate nearest-neighbour index (usearch HNSW) over a vector table, for large catalogues
+    (``shoprec.recall.ann``): the table's vectors plus one coordinate that equalises their norms
+    (``radius``: the largest norm), stored as ``dtype``, a graph of ``connectivity`` links per node built
+    with ``expansion_add`` and searched with ``expansion_search`` candidates."""
+
+    kind: Literal["usearch-hnsw"] = "usearch-hnsw"
+    file: str
+    n_items: PositiveInt
+    dim: PositiveInt
+    dtype: Literal["f32", "f16", "i8"] = "f16"
+    connectivity: PositiveInt = 32
+    expansion_add: PositiveInt = 200
+    expansion_search: PositiveInt = 500
+    radius: NonNegativeFloat = 1.0
+
+
 class EmbeddingSpec(_Spec):
-    """Item vectors (the Transformer's item table) and the recency-weighted query over recent items."""
+    """Item vectors (the Transformer's item table) and the recency-weighted query over recent items;
+    ``ann``: their ANN index (large catalogues only; exact search without one)."""
 
     file: str = ITEM_EMBEDDINGS
     last: PositiveInt = 5
     decay: Decay = 0.7
+    ann: AnnIndexSpec | None = None
 
 
 class RankerSpec(_Spec):
@@ -187,6 +208,8 @@ class TextSpec(_Spec):
     """Content channel: how many of the most recent items make the user's text query vector."""
     decay: Decay = 0.7
     """Content channel: weight ``decay ** age`` of each of those items (0 = the newest)."""
+    ann: AnnIndexSpec | None = None
+    """The text vectors' ANN index (large catalogues only; exact search without one)."""
 
 
 class PipelineSpec(_Spec):

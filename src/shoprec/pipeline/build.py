@@ -18,6 +18,7 @@ from shoprec.errors import ArtifactError
 from shoprec.pipeline.core import RecommendationPipeline
 from shoprec.ports import Ranker
 from shoprec.ranking.fusion import Fusion, fusion_from_spec
+from shoprec.recall.ann import load_vector_index
 from shoprec.recall.channels import (
     ContentChannel,
     EmbeddingChannel,
@@ -44,7 +45,8 @@ def build_pipeline(
     """The pipeline of ``bundle.pipeline``: its channels, merge policy and fusion.
 
     ``candidates`` overrides the bundle's recall budget, ``fusion`` its fusion (offline comparisons),
-    ``vector_index`` the exact inner-product search of the embedding channel (an ANN index).
+    ``vector_index`` the embedding channel's inner-product search (by default the bundle's ANN index
+    when it has one, else exact search; the content channel likewise).
     Raises ``ArtifactError`` when a model file is malformed.
     """
     if catalog.n_items != bundle.n_items:
@@ -52,6 +54,16 @@ def build_pipeline(
     try:
         itemcf = ItemCFNeighbours(indices=bundle.itemcf_indices, scores=bundle.itemcf_scores)
         fused = fusion or fusion_from_spec(bundle.pipeline.fusion, bundle.arrays)
+        spec = bundle.pipeline
+        if vector_index is None and spec.embedding.ann is not None:
+            vector_index = load_vector_index(
+                bundle.file(spec.embedding.ann.file), spec.embedding.ann, bundle.item_embeddings
+            )
+        text_index = None
+        if spec.text is not None and spec.text.ann is not None and bundle.text_embeddings is not None:
+            text_index = load_vector_index(
+                bundle.file(spec.text.ann.file), spec.text.ann, bundle.text_embeddings
+            )
     except ValueError as exc:
         raise ArtifactError(f"{bundle.path}: {exc}") from exc
     return assemble_pipeline(
@@ -66,6 +78,7 @@ def build_pipeline(
         candidates=candidates,
         latency_budget_ms=latency_budget_ms,
         vector_index=vector_index,
+        text_index=text_index,
         clock=clock,
     )
 
@@ -83,6 +96,7 @@ def assemble_pipeline(
     candidates: int | None = None,
     latency_budget_ms: float = 150.0,
     vector_index: VectorIndex | None = None,
+    text_index: VectorIndex | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> RecommendationPipeline:
     """The pipeline ``spec`` describes, over models given as objects (training builds one from the models
@@ -97,6 +111,7 @@ def assemble_pipeline(
         ContentChannel(
             text_embeddings,
             catalog,
+            index=text_index,
             last=spec.text.last if spec.text else 5,
             decay=spec.text.decay if spec.text else 0.7,
         ),
