@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
@@ -24,6 +25,7 @@ from shoprec.cli.common import (
 from shoprec.training.config import SAMPLED_SOFTMAX_MIN_ITEMS, TrainConfig
 
 if TYPE_CHECKING:
+    from shoprec.items import CatalogItem
     from shoprec.training.trainer import EpochLog
 
 _DEFAULTS = TrainConfig()
@@ -112,6 +114,13 @@ def train(
             help="Embed the item texts for semantic search (default: when the catalogue has titles).",
         ),
     ] = None,
+    overlay: Annotated[
+        str | None,
+        typer.Option(
+            help="Train on the live catalogue too: the items written through the API, read from this state "
+            "store (sqlite:///path or dynamodb://table). Default: the dataset's catalogue alone.",
+        ),
+    ] = None,
 ) -> None:
     """Train popularity, item-CF and the Transformer ranker, fit their fusion on the validation targets,
     evaluate every model and the served pipeline, and write the artifact bundle."""
@@ -137,6 +146,8 @@ def train(
             negative_power=negative_power,
             device=device,
         )
+    with cli_errors():
+        items = _overlay_items(overlay) if overlay is not None else []
     with cli_errors(), progress_bars() as progress:
         report = run_training(
             dataset,
@@ -147,6 +158,7 @@ def train(
             checkpoint_dir=checkpoint_dir,
             ui=RichTrainingUI(progress),
             text=text,
+            overlay=items,
         )
     for split, protocols in (("test", ("full", "sampled")), ("valid", ("full",))):
         for protocol in protocols:
@@ -161,6 +173,21 @@ def train(
         f"bundle [bold]{report.out_dir}[/] version {report.manifest.short_version} · "
         f"training {report.train_seconds:.0f} s · total {report.total_seconds:.0f} s"
     )
+
+
+def _overlay_items(dsn: str) -> list[CatalogItem]:
+    """Every item (tombstones included) of the live catalogue stored beside the state of ``dsn``."""
+    from shoprec.adapters.item_stores import item_store_for
+
+    # The sqlite store creates a missing file: a mistyped path would train without the overlay, silently.
+    if dsn.startswith("sqlite:///") and not Path(dsn.removeprefix("sqlite:///")).expanduser().is_file():
+        raise ValueError(f"--overlay {dsn}: no such sqlite file")
+    items = item_store_for(dsn).list()
+    hidden = sum(not item.visible for item in items)
+    console.print(
+        f"[bold cyan]»[/] overlay: {len(items)} item(s) from {escape(dsn)}, {hidden} unavailable or delisted"
+    )
+    return items
 
 
 def evaluate(
