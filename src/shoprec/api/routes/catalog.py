@@ -1,0 +1,113 @@
+"""Read endpoints of the catalogue: item details (one or a page's worth) and the popular items.
+
+Shopper-facing reads like the recommendation routes (an API key when deployed); what a shop page shows
+beside the ranked lists (docs/storefront.md).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from shoprec.api.errors import PROBLEM_RESPONSES, problem_doc
+from shoprec.api.routes.deps import (
+    BrandQuery,
+    CategoryQuery,
+    ContainerDep,
+    ItemIdPath,
+    KQuery,
+    RequestIdDep,
+    list_response,
+)
+from shoprec.api.schemas import MAX_K, Envelope, Id, ListResponse
+from shoprec.services.catalogue import CatalogueService, ItemDetails
+
+router = APIRouter(tags=["catalog"], responses=PROBLEM_RESPONSES)
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Unknown item id")}
+
+
+async def get_catalogue(container: ContainerDep) -> CatalogueService:
+    return CatalogueService(
+        container.catalog,
+        container.bundle.catalog,
+        container.pipeline.popularity,
+        model_version=container.model_version,
+    )
+
+
+CatalogueDep = Annotated[CatalogueService, Depends(get_catalogue)]
+
+
+class Item(BaseModel):
+    item_id: str
+    title: str = Field(description="Empty when the catalogue has none.")
+    brand: str = Field(description="Empty when the catalogue has none.")
+    categories: list[str] = Field(description="The category path, root first (may be empty).")
+    description: str = Field(description="Empty when the catalogue has none.")
+    price: float | None = Field(description="null when the catalogue has no price for the item.")
+
+    @classmethod
+    def of(cls, item: ItemDetails) -> Item:
+        return cls(
+            item_id=item.item_id,
+            title=item.title,
+            brand=item.brand,
+            categories=list(item.categories),
+            description=item.description,
+            price=item.price,
+        )
+
+
+class ItemResponse(Envelope):
+    item: Item
+
+
+class ItemsResponse(Envelope):
+    items: list[Item] = Field(description="In the order asked, each id once.")
+
+
+@router.get("/items/{item_id}", response_model=ItemResponse, responses=_NOT_FOUND)
+def item(
+    item_id: ItemIdPath, service: CatalogueDep, container: ContainerDep, request_id: RequestIdDep
+) -> ItemResponse:
+    """The item's catalogue entry: title, brand, category path, description and price."""
+    return ItemResponse(
+        item=Item.of(service.item(item_id)),
+        model_version=container.model_version,
+        request_id=request_id,
+        degraded=False,
+    )
+
+
+@router.get("/items", response_model=ItemsResponse)
+def items(
+    ids: Annotated[
+        list[Id],
+        Query(min_length=1, max_length=MAX_K, description=f"1..{MAX_K} item ids (repeat the parameter)."),
+    ],
+    service: CatalogueDep,
+    container: ContainerDep,
+    request_id: RequestIdDep,
+) -> ItemsResponse:
+    """Catalogue entries of the given items, e.g. a page of list items (unknown ids → 422 listing them)."""
+    return ItemsResponse(
+        items=[Item.of(d) for d in service.items(ids)],
+        model_version=container.model_version,
+        request_id=request_id,
+        degraded=False,
+    )
+
+
+@router.get("/popular", response_model=ListResponse)
+def popular(
+    service: CatalogueDep,
+    request_id: RequestIdDep,
+    k: KQuery = 10,
+    category: CategoryQuery = None,
+    brand: BrandQuery = None,
+) -> ListResponse:
+    """The ``k`` most popular items of the bundle, the same for every shopper (no personalisation)."""
+    return list_response(service.popular(k, category=category, brand=brand), request_id)
