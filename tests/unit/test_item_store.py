@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,19 @@ class ItemStoreContract:
             seen.append(store.version())
         assert len(set(seen)) == len(seen)
 
+    def test_concurrent_writers_lose_no_write_and_no_version_bump(self, store: ItemStore) -> None:
+        before = store.version()
+
+        def write(worker: int) -> None:
+            for n in range(10):
+                store.put(caliper(f"w{worker}-{n}"))
+                store.put(caliper("shared", price=float(worker * 100 + n)))
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(write, range(4)))
+        assert len(store.list()) == 41
+        assert store.version() != before
+
 
 class TestInProcessAndSqlite(ItemStoreContract):
     @pytest.fixture(params=["memory", "sqlite"])
@@ -177,6 +191,19 @@ def test_sqlite_items_live_beside_the_user_state_and_rules(sqlite_path: Path) ->
     assert state.recent_items("u1") == []
     assert SqliteItemStore(sqlite_path).list() == store.list()
     state.close()
+
+
+def test_the_sqlite_version_counts_every_change_made_by_concurrent_writers(sqlite_path: Path) -> None:
+    stores = [SqliteItemStore(sqlite_path) for _ in range(3)]
+    epoch = stores[0].version().split(".")[0]
+
+    def write(worker: int) -> None:
+        for n in range(20):
+            stores[worker].put(caliper(f"w{worker}-{n}"))
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(write, range(3)))
+    assert stores[0].version() == f"{epoch}.60"
 
 
 def test_a_recreated_sqlite_file_never_repeats_a_version(tmp_path: Path) -> None:
