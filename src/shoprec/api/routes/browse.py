@@ -1,4 +1,4 @@
-"""Read endpoints of the catalogue: item details (one or a page's worth) and the popular items.
+"""Browsing the catalogue (reads): item details (one or a page's worth) and the popular items.
 
 Shopper-facing reads like the recommendation routes (an API key when deployed); what a shop page shows
 beside the ranked lists (docs/storefront.md).
@@ -24,7 +24,7 @@ from shoprec.api.routes.deps import (
 from shoprec.api.schemas import MAX_K, Envelope, Id, ListResponse
 from shoprec.services.catalogue import CatalogueService, ItemDetails
 
-router = APIRouter(tags=["catalog"], responses=PROBLEM_RESPONSES)
+router = APIRouter(tags=["browse"], responses=PROBLEM_RESPONSES)
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Unknown item id")}
 
@@ -41,7 +41,7 @@ async def get_catalogue(container: ContainerDep) -> CatalogueService:
 CatalogueDep = Annotated[CatalogueService, Depends(get_catalogue)]
 
 
-class Item(BaseModel):
+class CatalogItem(BaseModel):
     item_id: str
     title: str = Field(description="Empty when the catalogue has none.")
     brand: str = Field(description="Empty when the catalogue has none.")
@@ -50,7 +50,7 @@ class Item(BaseModel):
     price: float | None = Field(description="null when the catalogue has no price for the item.")
 
     @classmethod
-    def of(cls, item: ItemDetails) -> Item:
+    def of(cls, item: ItemDetails) -> CatalogItem:
         return cls(
             item_id=item.item_id,
             title=item.title,
@@ -61,28 +61,28 @@ class Item(BaseModel):
         )
 
 
-class ItemResponse(Envelope):
-    item: Item
+class CatalogItemResponse(Envelope):
+    item: CatalogItem
 
 
-class ItemsResponse(Envelope):
-    items: list[Item] = Field(description="In the order asked, each id once.")
+class CatalogItemsResponse(Envelope):
+    items: list[CatalogItem] = Field(description="In the order asked, each id once.")
 
 
-@router.get("/items/{item_id}", response_model=ItemResponse, responses=_NOT_FOUND)
+@router.get("/items/{item_id}", response_model=CatalogItemResponse, responses=_NOT_FOUND)
 def item(
     item_id: ItemIdPath, service: CatalogueDep, container: ContainerDep, request_id: RequestIdDep
-) -> ItemResponse:
+) -> CatalogItemResponse:
     """The item's catalogue entry: title, brand, category path, description and price."""
-    return ItemResponse(
-        item=Item.of(service.item(item_id)),
+    return CatalogItemResponse(
+        item=CatalogItem.of(service.item(item_id)),
         model_version=container.model_version,
         request_id=request_id,
         degraded=False,
     )
 
 
-@router.get("/items", response_model=ItemsResponse)
+@router.get("/items", response_model=CatalogItemsResponse)
 def items(
     ids: Annotated[
         list[Id],
@@ -91,10 +91,10 @@ def items(
     service: CatalogueDep,
     container: ContainerDep,
     request_id: RequestIdDep,
-) -> ItemsResponse:
+) -> CatalogItemsResponse:
     """Catalogue entries of the given items, e.g. a page of list items (unknown ids → 422 listing them)."""
-    return ItemsResponse(
-        items=[Item.of(d) for d in service.items(ids)],
+    return CatalogItemsResponse(
+        items=[CatalogItem.of(d) for d in service.items(ids)],
         model_version=container.model_version,
         request_id=request_id,
         degraded=False,
