@@ -9,7 +9,7 @@ ARTIFACTS ?= artifacts/scientific
 PORT ?= 8000
 export SHOPREC_DATA_ROOT ?= $(DATA_ROOT)
 
-.PHONY: venv run test lint unit integration e2e bench bench-api bench-epochs bench-subsamples eval-beauty eval-scientific validate-template clean
+.PHONY: venv browser run test lint unit integration e2e bench bench-api bench-epochs bench-subsamples eval-beauty eval-scientific validate-template clean
 
 # The venv is rebuilt only when pyproject.toml changes; torch comes from the pinned CPU wheel.
 $(STAMP): pyproject.toml
@@ -19,6 +19,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# The storefront's browser test (tests/e2e/test_storefront.py) drives Debian's chromium through Playwright,
+# whose own browser download is not used; installed once, when missing.
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+browser: $(CHROMIUM)
 
 $(ARTIFACTS)/manifest.json: | $(STAMP)
 	$(VENV)/bin/shoprec train --dataset amazon-scientific --out $(ARTIFACTS)
@@ -33,7 +41,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests sagemaker functions bench
 	$(VENV)/bin/mypy
 
-test: $(STAMP) lint
+test: $(STAMP) browser lint
 	$(VENV)/bin/pytest -q --timeout=900 tests
 
 unit: $(STAMP)
@@ -42,7 +50,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(VENV)/bin/pytest -q tests/integration
 
-e2e: $(STAMP)
+e2e: $(STAMP) browser
 	$(VENV)/bin/pytest -q tests/e2e
 
 # The deploy stack, offline: cfn-lint, sam validate (+ --lint), checkov, sam build (python3.12), layer
