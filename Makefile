@@ -9,7 +9,7 @@ ARTIFACTS ?= artifacts/scientific
 PORT ?= 8000
 export SHOPREC_DATA_ROOT ?= $(DATA_ROOT)
 
-.PHONY: venv browser run test lint unit integration e2e bench bench-api bench-epochs bench-subsamples eval-beauty eval-scientific validate-template clean
+.PHONY: venv browser run test lint unit integration e2e bench bench-api bench-epochs bench-subsamples bench-scale eval-beauty eval-scientific validate-template clean
 
 # The venv is rebuilt only when pyproject.toml changes; torch comes from the pinned CPU wheel.
 $(STAMP): pyproject.toml
@@ -78,6 +78,14 @@ bench-epochs: $(STAMP)
 # The defaults on half of the users (two seeds, Scientific and Beauty): served list vs item-CF alone.
 bench-subsamples: $(STAMP)
 	$(PY) bench/bench_subsamples.py --fraction 0.5 --seeds 1 2
+
+# Catalogue scale on synthetic bundles (docs/scale.md): size, build, cold start, warm latency, memory, ANN
+# recall and speed-up per size, one JSON each, and the curves. Not part of `make test` (1M items: see the doc).
+SCALE_ITEMS ?= 10000 100000 1000000
+bench-scale: $(STAMP)
+	@mkdir -p bench-results/scale
+	for n in $(SCALE_ITEMS); do nice -n 10 $(PY) bench/bench_scale.py --items $$n --json > bench-results/scale/$$n.json || exit 1; done
+	$(PY) bench/scale/plot_scale.py $(foreach n,$(SCALE_ITEMS),bench-results/scale/$(n).json) --out bench-results/scale/scale.png
 
 # Serving latency through the ASGI app (in-process ONNX ranking) and the Lambda handler's cold start.
 bench-api: $(STAMP) $(ARTIFACTS)/manifest.json
