@@ -4,7 +4,8 @@ switcher, each checked against what the API itself answers.
 
 The browser is the system's (``/usr/bin/chromium``, or ``$SHOPREC_CHROMIUM``): ``make test`` installs it.
 Without it the tests fail under CI (``CI`` set) and are skipped, saying why, elsewhere.
-``SHOPREC_STOREFRONT_SCREENSHOT=docs/storefront.png`` saves the README's screenshot as well.
+``SHOPREC_STOREFRONT_SCREENSHOT=docs/storefront.png`` saves the README's screenshot as well, and
+``SHOPREC_STOREFRONT_ARTIFACTS=artifacts/scientific`` serves that (trained) bundle instead of the test one.
 """
 
 from __future__ import annotations
@@ -88,9 +89,13 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def shop(bundle_dir: Path, scientific_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+def shop(
+    request: pytest.FixtureRequest, scientific_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Shop]:
     """``shoprec serve`` on the bundle, with the histories of the page's dataset users imported through
     ``POST /v1/events`` as ``make run`` imports every user's."""
+    chosen = os.environ.get("SHOPREC_STOREFRONT_ARTIFACTS")
+    bundle_dir = Path(chosen) if chosen else request.getfixturevalue("bundle_dir")
     work = tmp_path_factory.mktemp("storefront")
     state_db = work / "state.db"
     log = work / "serve.log"
@@ -314,4 +319,4 @@ def _save_screenshot(page: Page) -> None:
     target = os.environ.get("SHOPREC_STOREFRONT_SCREENSHOT")
     if target:
         page.evaluate("window.scrollTo(0, 0)")
-        page.screenshot(path=target)
+        page.screenshot(path=target, full_page=True)
