@@ -126,7 +126,7 @@ function card(item) {
       "data-item-id": item.item_id,
       tabindex: "0",
       onclick: () => openItem(item.item_id, "click"),
-      onkeydown: (e) => { if (e.key === "Enter") openItem(item.item_id, "click"); },
+      onkeydown: (e) => { if (e.key === "Enter" && e.target === e.currentTarget) openItem(item.item_id, "click"); },
     },
     image,
     el("h3", { text: title, title }),
@@ -352,9 +352,6 @@ function start() {
   let remembered = null;
   try { remembered = localStorage.getItem("shoprec.user"); } catch { /* private mode */ }
   state.user = remembered && ID_PATTERN.test(remembered) ? remembered : (DATASET_USERS[0] || newShopperId());
-
-  // The similar-items shelf is filled like the others; loadShelf finds it by this id.
-  document.querySelector('[data-testid="shelf-similar"]').id = "product-similar";
 
   $("user-switcher").addEventListener("change", (e) => {
     switchUser(e.target.value === NEW_SHOPPER ? newShopperId() : e.target.value);
