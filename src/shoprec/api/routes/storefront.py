@@ -7,7 +7,7 @@ left out of the OpenAPI schema, which documents the API alone. See docs/storefro
 
 from __future__ import annotations
 
-from importlib.resources import files
+from pathlib import Path
 from typing import Final
 
 from fastapi import APIRouter
@@ -17,7 +17,7 @@ from shoprec.errors import NotFoundError
 
 router = APIRouter(include_in_schema=False)
 
-_STATIC: Final = files("shoprec.api") / "static"
+_STATIC: Final = Path(__file__).resolve().parent.parent / "static"
 _ASSETS: Final = {
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
