@@ -1,4 +1,4 @@
-"""The catalogue routes (item details, popular items) and the storefront's static page, over the tiny
+"""The browse routes (item details, popular items) and the storefront's static page, over the tiny
 catalogue."""
 
 from __future__ import annotations
