@@ -1,13 +1,17 @@
 """The catalogue as serving sees it: item id ↔ index maps, display text and numpy arrays for filtering.
 
-Built once per bundle (:meth:`CatalogIndex.from_bundle`); every request reads it, nothing writes it.
-Filters and facets work on integer codes so that a mask over the whole catalogue costs microseconds.
+Built once per bundle (:meth:`CatalogIndex.from_bundle`) and again whenever the live catalogue changes
+(:meth:`CatalogIndex.with_overlay`); every request reads one, nothing writes it. Filters and facets work
+on integer codes so that a mask over the whole catalogue costs microseconds. Items that are out of stock
+or delisted stay in the index (their indices are the models') but are never *servable*: every mask
+(:meth:`CatalogIndex.mask_for`) leaves them out.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,9 +19,11 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     from shoprec.artifacts import Bundle
+    from shoprec.items import CatalogItem
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+FloatArray64 = npt.NDArray[np.float64]
 
 TITLE_MAX_CHARS = 60
 """Titles quoted in reasons are cut to this many characters (an ellipsis included)."""
@@ -69,6 +75,23 @@ class CatalogIndex:
     """Each item's position when the item ids are sorted as strings: the final tie-break of every list."""
     _by_category: dict[str, IntArray]
     _by_brand: dict[str, IntArray]
+    available: BoolArray
+    """Whether each item may be served (in stock and listed)."""
+    listed: BoolArray
+    """Whether each item is listed (not delisted: a delisted item is gone; an unlisted one only out of
+    stock)."""
+    prices: FloatArray64
+    """Each item's price, ``nan`` where unknown (a price filter leaves such items out)."""
+    n_base: int
+    """How many of the items come from the bundle (the models know them); the others were added live."""
+    _all_available: bool = field(default=True, init=False, repr=False)
+
+    @property
+    def all_available(self) -> bool:
+        return self._all_available
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_all_available", bool(self.available.all()))
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> CatalogIndex:
@@ -76,19 +99,31 @@ class CatalogIndex:
         return cls.build(bundle.item_ids, bundle.catalog or {})
 
     @classmethod
-    def build(cls, item_ids: Sequence[str], catalog: Mapping[str, Mapping[str, Any]]) -> CatalogIndex:
-        """Index ``item_ids`` (position = index) with rows ``{title, brand, categories, description}``."""
+    def build(
+        cls, item_ids: Sequence[str], catalog: Mapping[str, Mapping[str, Any]], *, n_base: int | None = None
+    ) -> CatalogIndex:
+        """Index ``item_ids`` (position = index) with rows ``{title, brand, categories, description, price,
+        available, delisted}`` (an item is servable unless ``available`` is false or ``delisted`` true).
+        ``n_base``: how many of the ids the bundle's models know (default: all)."""
         ids = list(item_ids)
         titles: list[str] = []
         brands: list[str] = []
         descriptions: list[str] = []
         paths: list[tuple[str, ...]] = []
-        for item_id in ids:
+        prices = np.full(len(ids), np.nan, dtype=np.float64)
+        available = np.ones(len(ids), dtype=np.bool_)
+        listed = np.ones(len(ids), dtype=np.bool_)
+        for i, item_id in enumerate(ids):
             row = catalog.get(item_id) or {}
             titles.append(_text(row.get("title")))
             brands.append(_text(row.get("brand")))
             descriptions.append(_text(row.get("description")))
             paths.append(_category_path(row.get("categories")))
+            price = parse_price(row.get("price"))
+            if price is not None:
+                prices[i] = price
+            listed[i] = row.get("delisted") is not True
+            available[i] = listed[i] and row.get("available") is not False
 
         brand_names, brand_codes = _codes(brands)
         leaf_names, leaf_codes = _codes([p[-1] if p else "" for p in paths])
@@ -115,7 +150,54 @@ class CatalogIndex:
             id_rank=_ranks_of(ids),
             _by_category={k: np.asarray(v, dtype=np.int64) for k, v in by_category.items()},
             _by_brand={k: np.asarray(v, dtype=np.int64) for k, v in by_brand.items()},
+            available=available,
+            listed=listed,
+            prices=prices,
+            n_base=len(ids) if n_base is None else n_base,
         )
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Item ``i``'s catalogue row (what :meth:`build` reads): text fields, price and availability."""
+        return {
+            "title": self.titles[i],
+            "brand": self.brands[i],
+            "description": self.descriptions[i],
+            "categories": list(self.categories[i]),
+            "price": None if math.isnan(self.prices[i]) else float(self.prices[i]),
+            "available": bool(self.available[i]) or not bool(self.listed[i]),
+            "delisted": not bool(self.listed[i]),
+        }
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """Every item's :meth:`row`, by item id."""
+        return {item_id: self.row(i) for i, item_id in enumerate(self.item_ids)}
+
+    def with_overlay(self, items: Sequence[CatalogItem]) -> CatalogIndex:
+        """This catalogue with the live catalogue's items over it: an item of the bundle takes the stored
+        item's fields (a delisted one is kept but never servable), an item the bundle lacks is appended
+        (after the bundle's items, in the order given). ``n_base`` stays the bundle's."""
+        rows = self.rows()
+        base = self.item_ids[: self.n_base]
+        ids = list(base)
+        known = set(base)
+        for item in items:
+            if item.item_id not in known:
+                ids.append(item.item_id)
+                known.add(item.item_id)
+            row = rows.setdefault(item.item_id, {})
+            if item.delisted and not item.title:  # a tombstone of an item the store never held: hide it
+                row["delisted"] = True
+                continue
+            row.update(
+                title=item.title,
+                brand=item.brand,
+                description=item.description,
+                categories=list(item.categories),
+                price=item.price,
+                available=item.available,
+                delisted=item.delisted,
+            )
+        return CatalogIndex.build(ids, rows, n_base=self.n_base)
 
     @property
     def n_items(self) -> int:
@@ -149,10 +231,34 @@ class CatalogIndex:
         code = int(self.leaf_codes[i])
         return self.leaf_names[code] if code >= 0 else ""
 
-    def mask_for(self, category: str | None = None, brand: str | None = None) -> BoolArray:
-        """Items matching both filters: ``category`` matches any level of the path, ``brand`` exactly;
-        both case-insensitively.  ``None`` (or blank) means no filter; an unknown name matches nothing."""
-        mask = np.ones(self.n_items, dtype=np.bool_)
+    def filtered(
+        self,
+        category: str | None = None,
+        brand: str | None = None,
+        min_price: float | None = None,
+        max_price: float | None = None,
+    ) -> bool:
+        """Whether a request with these filters needs a mask: a filter is given, or some item is hidden."""
+        return (
+            not self._all_available
+            or is_given(category)
+            or is_given(brand)
+            or min_price is not None
+            or max_price is not None
+        )
+
+    def mask_for(
+        self,
+        category: str | None = None,
+        brand: str | None = None,
+        min_price: float | None = None,
+        max_price: float | None = None,
+    ) -> BoolArray:
+        """Servable items matching every filter: ``category`` matches any level of the path, ``brand``
+        exactly, both case-insensitively; ``min_price`` / ``max_price`` bound the price (inclusive; an item
+        without a known price is left out by either). ``None`` (or a blank name) means no filter; an unknown
+        name matches nothing. Unavailable and delisted items are never in the mask."""
+        mask = self.available.copy()
         for value, table in ((category, self._by_category), (brand, self._by_brand)):
             if value is None or not value.strip():
                 continue
@@ -161,7 +267,15 @@ class CatalogIndex:
             if hits is not None:
                 keep[hits] = True
             mask &= keep
+        if min_price is not None:
+            mask &= self.prices >= min_price  # nan compares False
+        if max_price is not None:
+            mask &= self.prices <= max_price
         return mask
+
+    def servable(self, items: npt.ArrayLike) -> BoolArray:
+        """Whether each of ``items`` may be served (in stock and listed)."""
+        return np.asarray(self.available[np.asarray(items, dtype=np.int64)], dtype=np.bool_)
 
     def facet_counts(self, items: npt.ArrayLike, limit: int = 20) -> dict[str, dict[str, int]]:
         """Brand and leaf-category counts over ``items``: ``{"brand": {name: n}, "category": {...}}``.
@@ -181,6 +295,22 @@ def _ranks_of(ids: Sequence[str]) -> IntArray:
     ranks = np.empty(len(ids), dtype=np.int64)
     ranks[order] = np.arange(len(ids))
     return ranks
+
+
+def parse_price(value: Any) -> float | None:
+    """A usable price: a finite, non-negative number (a numeric string too, as catalogue files write them);
+    anything else is unknown."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().lstrip("$"))
+        except ValueError:
+            return None
+    if not isinstance(value, int | float | np.number):
+        return None
+    price = float(value)
+    return price if math.isfinite(price) and price >= 0 else None
 
 
 def _text(value: Any) -> str:

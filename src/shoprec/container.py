@@ -26,9 +26,10 @@ from shoprec.artifacts import Bundle, load_bundle
 from shoprec.catalog import CatalogIndex
 from shoprec.errors import ShopRecError
 from shoprec.pipeline import RecommendationPipeline, build_pipeline
-from shoprec.ports import ArtifactStore, Cache, Ranker, RuleStore, UserStateStore
+from shoprec.ports import ArtifactStore, Cache, ItemStore, Ranker, RuleStore, UserStateStore
 from shoprec.resilience import BreakerCache, BreakerRanker, CircuitBreaker
 from shoprec.services.events import DEFAULT_AUDIT_KEY, EventService
+from shoprec.services.live_catalog import LiveCatalog
 from shoprec.services.merchandising import MerchandisingService
 from shoprec.services.recommendation import RecommendationService
 from shoprec.settings import Settings, get_settings
@@ -50,8 +51,11 @@ class ModelVersionSource(Protocol):
 @dataclass(frozen=True, eq=False)
 class IngestContainer:
     """What the ingest function needs, built once per execution environment: the catalogue (events naming
-    unknown items are refused), the user-state store, the cache (a user's lists are invalidated) and the
-    events service over them. No ranker, pipeline or search index."""
+    unknown items are refused), the live catalogue over it (items written since training; the ingest
+    queue writes them too), the user-state store, the cache (a user's lists are invalidated) and the
+    events service over them. No ranker, pipeline or search index.
+
+    ``catalog`` is the bundle's catalogue; ``live.catalog`` the one served now."""
 
     settings: Settings
     artifacts: ArtifactStore
@@ -60,6 +64,7 @@ class IngestContainer:
     state: UserStateStore
     cache: Cache
     events: EventService
+    live: LiveCatalog
 
     @property
     def model_version(self) -> str:
@@ -112,19 +117,23 @@ def build_container(
     cache: Cache | None = None,
     ranker: Ranker | None = None,
     rules: RuleStore | None = None,
+    items: ItemStore | None = None,
     merchandising: bool = True,
 ) -> Container:
     """Build the API's object graph for ``settings``; a port passed explicitly replaces the configured one.
 
-    Merchandising rules live beside the user state (:func:`rule_store_for`); with a ``state`` passed in
-    and no ``rules``, in process. ``merchandising=False`` builds a service that applies no rules (offline
+    Merchandising rules and the live catalogue's items live beside the user state (:func:`rule_store_for`,
+    :func:`~shoprec.adapters.item_stores.item_store_for`); with a ``state`` passed in and no ``rules`` /
+    ``items``, in process. ``merchandising=False`` builds a service that applies no rules (offline
     evaluation: ``shoprec search-eval`` scores the lists without them); the admin routes still work.
 
     ``version`` is the served version, already looked up (see :func:`artifact_store_for`). Loads (and,
     through the artifact store, verifies) the bundle. Raises ``ArtifactError`` for a missing or damaged
     bundle and ``BackendUnavailableError`` when a backend cannot be reached.
     """
-    base = build_ingest_container(settings, version=version, artifacts=artifacts, state=state, cache=cache)
+    base = build_ingest_container(
+        settings, version=version, artifacts=artifacts, state=state, cache=cache, items=items
+    )
     ranker = ranker or ranker_for(
         settings.ranker,
         base.bundle,
@@ -140,6 +149,15 @@ def build_container(
         latency_budget_ms=settings.latency_budget_ms,
     )
     rule_service = MerchandisingService(rules or rule_store_for(settings.state if state is None else None))
+    text = base.bundle.pipeline.text
+    live = LiveCatalog(
+        base.catalog,
+        base.live.store,
+        pipeline=pipeline,
+        search=_search_factory(base.bundle, base.catalog, settings),
+        item_max_length=text.item_max_length if text is not None else 128,
+        refresh_s=settings.catalog_refresh_s,
+    )
     recommendations = RecommendationService(
         pipeline,
         base.state,
@@ -148,10 +166,15 @@ def build_container(
         model_version=base.bundle.model_version,
         version_tag=base.bundle.manifest.short_version,
         cache_ttl_s=settings.cache_ttl_s,
-        search_factory=_search_factory(base.bundle, base.catalog, settings),
+        live=live,
+    )
+    graph = {f.name: getattr(base, f.name) for f in fields(IngestContainer)}
+    graph["live"] = live
+    graph["events"] = EventService(
+        lambda: live.catalog, base.state, base.cache, audit_key=audit_key_of(settings)
     )
     return Container(
-        **{f.name: getattr(base, f.name) for f in fields(IngestContainer)},
+        **graph,
         ranker=ranker,
         pipeline=pipeline,
         recommendations=recommendations,
@@ -166,12 +189,17 @@ def build_ingest_container(
     artifacts: ArtifactStore | None = None,
     state: UserStateStore | None = None,
     cache: Cache | None = None,
+    items: ItemStore | None = None,
 ) -> IngestContainer:
     """Build the ingest function's object graph for ``settings``: no ranker, pipeline or search index, so
     ``settings.ranker`` is never read. Raises as :func:`build_container` does."""
+    from shoprec.adapters.item_stores import item_store_for
+
     store, bundle, catalog = _served_catalogue(settings, version, artifacts)
+    items = items or item_store_for(settings.state if state is None else None)
     state = state or state_store_for(settings.state, read_timeout_s=settings.state_read_timeout_s)
     cache = cache or configured_cache(settings)
+    live = LiveCatalog(catalog, items, refresh_s=settings.catalog_refresh_s)
     return IngestContainer(
         settings=settings,
         artifacts=store,
@@ -179,7 +207,8 @@ def build_ingest_container(
         catalog=catalog,
         state=state,
         cache=cache,
-        events=EventService(catalog, state, cache, audit_key=audit_key_of(settings)),
+        events=EventService(lambda: live.catalog, state, cache, audit_key=audit_key_of(settings)),
+        live=live,
     )
 
 

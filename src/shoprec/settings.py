@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         "trained with the defaults; the fusion model was fitted on that many).",
     )
     cache_ttl_s: float = Field(default=300.0, ge=0, description="How long cached result lists live.")
+    catalog_refresh_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="How often (at most) a process asks the item store whether the live catalogue changed "
+        "(PUT/DELETE /v1/items); a change is served everywhere within about this long.",
+    )
     max_body_bytes: int = Field(
         default=262_144, ge=1_024, description="Largest accepted request body; larger ones get 413."
     )

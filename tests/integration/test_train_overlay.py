@@ -14,6 +14,7 @@ pytest.importorskip("torch")
 
 from shoprec.adapters.local.sqlite_items import SqliteItemStore
 from shoprec.artifacts import load_bundle
+from shoprec.catalog import CatalogIndex
 from shoprec.cli import app
 from shoprec.items import CatalogItem
 
@@ -68,6 +69,10 @@ def test_train_with_an_overlay_bundles_the_live_catalogues_items(tmp_path: Path)
     assert bundle.catalog["new-1"]["categories"] == ["Tools", "Measuring"]
     assert bundle.catalog["i1"]["brand"] == "Zeta"
     assert bundle.catalog["i3"]["title"] == "Item i3"  # its interactions and row stay
+    assert bundle.catalog["i3"]["available"] is False  # ... and it is never served
+    catalog = CatalogIndex.from_bundle(bundle)
+    assert not catalog.available[catalog.index("i3")]
+    assert catalog.available[catalog.index("new-1")]
     assert "gone" not in bundle.catalog
 
 

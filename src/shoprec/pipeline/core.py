@@ -38,7 +38,7 @@ from shoprec.artifacts.specs import (
     RANKER,
     SOURCES,
 )
-from shoprec.catalog import CatalogIndex, IntArray, is_given
+from shoprec.catalog import CatalogIndex, IntArray
 from shoprec.domain import Candidate
 from shoprec.errors import RankerUnavailableError
 from shoprec.ports import Ranker
@@ -51,6 +51,7 @@ from shoprec.recall.channels import (
     PopularityChannel,
     RecallChannel,
     RecallContext,
+    top_n,
 )
 from shoprec.recall.merge import MergePolicy, merge_candidates
 from shoprec.rerank.rules import rerank_positions
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 RANKER_REASON: Final = "picked for you from your recent activity"
+FRESH_MIN_SIMILARITY: Final = 0.6
+"""How close (text cosine) a live-added item must be to an item to be listed among its similar items."""
 UNBOUNDED_TIMEOUT_S: Final = 300.0
 """The ranker's timeout when a caller sets no deadline (offline evaluation)."""
 
@@ -68,14 +71,16 @@ _POPULARITY: Final = SOURCES.index(POPULARITY_CHANNEL)
 
 @dataclass(frozen=True)
 class Request:
-    """One user's request: recent item indices known to the bundle (oldest first), the list size, filters
-    and whether the seen items are left out."""
+    """One user's request: recent item indices known to the catalogue (oldest first), the list size,
+    filters (category, brand, price bounds) and whether the seen items are left out."""
 
     history: IntArray = field(default_factory=lambda: _EMPTY)
     k: int = 10
     category: str | None = None
     brand: str | None = None
     exclude_seen: bool = True
+    min_price: float | None = None
+    max_price: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,6 +215,9 @@ class RecommendationPipeline:
             raise ValueError("the fallback fusion must not use the ranker")
         self.latency_budget_s = latency_budget_s
         self.clock = clock
+        self.ranker_ids: list[str] = catalog.item_ids
+        """The id the ranker knows each item by: its own for the bundle's items; for an item added to the
+        live catalogue, its stand-in's (:mod:`shoprec.pipeline.live`)."""
 
     # --- the whole pipeline --------------------------------------------------------------------------
 
@@ -273,7 +281,7 @@ class RecommendationPipeline:
 
     def with_fusion(self, fusion: Fusion) -> RecommendationPipeline:
         """The same pipeline with another fusion (offline comparisons); everything else is shared."""
-        return RecommendationPipeline(
+        other = RecommendationPipeline(
             self.catalog,
             self.channels,
             self.merge_policy,
@@ -283,6 +291,8 @@ class RecommendationPipeline:
             latency_budget_s=self.latency_budget_s,
             clock=self.clock,
         )
+        other.ranker_ids = self.ranker_ids
+        return other
 
     def rank_items(
         self,
@@ -319,35 +329,49 @@ class RecommendationPipeline:
     def similar(self, item: int, k: int) -> list[Candidate]:
         """Items similar to ``item``: its item-CF neighbours, padded with the items whose text is closest
         (content channel) or, in a bundle without text embeddings, the closest Transformer embeddings.
+        Only servable items (in stock, listed) are returned.
 
         Scores: item-CF similarities divided by the best one (in ``(0, 1]``); padding items score below
         the last item-CF neighbour, decreasing in their channel's order, so the list stays sorted by score.
         An item nobody interacted with (no item-CF neighbours) gets the padding channel's list alone.
+        Items added to the live catalogue since the bundle was trained have no interactions yet: the
+        ones whose text is close to ``item``'s (cosine >= ``FRESH_MIN_SIMILARITY``) take up to
+        ``max(1, k // 5)`` places at the end of the list, so a new product shows up beside its peers.
         """
         title = self.catalog.short_title(item)
-        cf_idx, cf_scores = self.itemcf.itemcf.similar(item, k)
-        cf_idx = cf_idx[cf_idx != item]
-        cf_scores = cf_scores[: cf_idx.size]
+        servable = None if self.catalog.all_available else self.catalog.available
+        cf_idx, cf_scores = self.itemcf.itemcf.similar(item)
+        keep = cf_idx != item
+        if servable is not None:
+            keep &= servable[cf_idx]
+        cf_idx, cf_scores = cf_idx[keep][:k], cf_scores[keep][:k]
         top = float(cf_scores[0]) if cf_scores.size else 1.0
         out = [
             Candidate(item=j, score=s / top, channels=[ITEMCF_CHANNEL], reason=f"often viewed with {title}")
             for j, s in zip(cf_idx.tolist(), cf_scores.tolist(), strict=True)
         ]
-        if len(out) < k:
+        fresh = self._fresh_similar(item, max(1, k // 5), servable)
+        n_pad = k - len(out) if len(out) < k else fresh.size
+        if n_pad:
             exclude = np.asarray([item, *cf_idx.tolist()], dtype=np.int64)
-            pad_idx, _ = self.content.similar(item, k - len(out), exclude)
+            pad_idx, _ = self.content.similar(item, n_pad, exclude, allowed=servable)
             pad_channel = CONTENT_CHANNEL
             if pad_idx.size == 0:
                 pad_idx, _ = self.embedding.index.search(
-                    self.embedding.embeddings[item], k - len(out), exclude
+                    self.embedding.embeddings[item], n_pad, exclude, allowed=servable
                 )
                 pad_channel = EMBEDDING_CHANNEL
+            if len(out) >= k:  # room for the fresh items only, at the end of the list
+                pad_idx = fresh
+                out = out[: k - fresh.size]
+            else:  # the fresh items first among the padding (it has room for them)
+                pad_idx = np.concatenate([fresh, pad_idx[~np.isin(pad_idx, fresh)]])[:n_pad]
             floor = out[-1].score if out else 1.0
-            n_pad = pad_idx.size
+            n = pad_idx.size
             out.extend(
                 Candidate(
                     item=j,
-                    score=floor * (n_pad - r) / (n_pad + 1),
+                    score=floor * (n - r) / (n + 1),
                     channels=[pad_channel],
                     reason=f"similar to {title}",
                 )
@@ -355,14 +379,26 @@ class RecommendationPipeline:
             )
         return out[:k]
 
+    def _fresh_similar(self, item: int, n: int, servable: npt.NDArray[np.bool_] | None) -> IntArray:
+        """Up to ``n`` live-added items (no interactions yet) whose text is closest to ``item``'s, with a
+        cosine of at least ``FRESH_MIN_SIMILARITY``."""
+        base, vectors = self.catalog.n_base, self.content.vectors
+        if self.catalog.n_items == base or vectors is None or not vectors[item].any():
+            return _EMPTY
+        sims = vectors[base:] @ vectors[item]
+        ok = sims >= FRESH_MIN_SIMILARITY
+        if item >= base:
+            ok[item - base] = False  # never the item itself
+        if servable is not None:
+            ok &= servable[base:]
+        top = top_n(sims, n, ok)
+        return (top + base).astype(np.int64)
+
     # --- stages ----------------------------------------------------------------------------------------
 
     def _recall(self, request: Request) -> _Recalled:
-        allowed = (
-            self.catalog.mask_for(request.category, request.brand)
-            if is_given(request.category) or is_given(request.brand)
-            else None
-        )
+        filters = (request.category, request.brand, request.min_price, request.max_price)
+        allowed = self.catalog.mask_for(*filters) if self.catalog.filtered(*filters) else None
         context = RecallContext(
             recent=request.history,
             allowed=allowed,
@@ -464,7 +500,7 @@ class RecommendationPipeline:
             if timeout <= 0:
                 log.warning("latency budget spent before ranking; fusing the recall scores")
                 return _Ranked(none, fallback=True)
-        ids = self.catalog.item_ids
+        ids = self.ranker_ids
         instances = [
             ([ids[h] for h in hist.tolist()], [ids[c] for c in cands.tolist()]) for hist, cands in pairs
         ]

@@ -400,12 +400,14 @@ class ContentChannel:
         out: FloatArray = self.vectors[items] @ query
         return out
 
-    def similar(self, item: int, n: int, exclude: IntArray | None = None) -> tuple[IntArray, FloatArray]:
-        """The ``n`` items whose text is closest to ``item``'s (never ``item`` itself)."""
+    def similar(
+        self, item: int, n: int, exclude: IntArray | None = None, *, allowed: BoolArray | None = None
+    ) -> tuple[IntArray, FloatArray]:
+        """The ``n`` items whose text is closest to ``item``'s (never ``item`` itself), among ``allowed``."""
         if self.vectors is None or self.index is None or not self.vectors[item].any():
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         skip = np.asarray([item], dtype=np.int64) if exclude is None else np.union1d(exclude, [item])
-        return self.index.search(self.vectors[item], n, skip)
+        return self.index.search(self.vectors[item], n, skip, allowed=allowed)
 
     def reasons(self, context: RecallContext, items: IntArray) -> list[str]:
         if self.vectors is None or context.recent.size == 0 or items.size == 0:

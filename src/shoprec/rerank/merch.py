@@ -74,9 +74,12 @@ def apply_rules(
     category: str | None = None,
     brand: str | None = None,
     max_per_category: int | None = None,
+    min_price: float | None = None,
+    max_price: float | None = None,
 ) -> list[Candidate]:
     """The final at most ``k`` candidates after ``rules`` (see the module docstring). The keyword
-    arguments are :func:`~shoprec.rerank.rules.rerank`'s; without rules this is that function."""
+    arguments are :func:`~shoprec.rerank.rules.rerank`'s; without rules this is that function. The price
+    bounds are the request's filters, which pinned items must pass too (the candidates already do)."""
     rerank_args = {
         "seen": seen,
         "exclude_seen": exclude_seen,
@@ -102,7 +105,15 @@ def apply_rules(
             shift[mask] += rule.weight if rule.action == RuleAction.BOOST else -rule.weight
 
     pinned = _pinned(
-        pins, catalog, blocked, seen=seen, exclude_seen=exclude_seen, category=category, brand=brand
+        pins,
+        catalog,
+        blocked,
+        seen=seen,
+        exclude_seen=exclude_seen,
+        category=category,
+        brand=brand,
+        min_price=min_price,
+        max_price=max_price,
     )
     pinned_items = {item for item, _ in pinned}
     kept = [c for c in candidates if not blocked[c.item] and c.item not in pinned_items]
@@ -150,12 +161,19 @@ def _pinned(
     exclude_seen: bool,
     category: str | None,
     brand: str | None,
+    min_price: float | None = None,
+    max_price: float | None = None,
 ) -> list[tuple[int, int]]:
     """(item index, position) of every item to pin, in placing order, after blocks, seen items and
-    filters; an item pinned by two rules keeps the first."""
+    filters (an unavailable or delisted item is never pinned); an item pinned by two rules keeps the
+    first."""
     if not pins:
         return []
-    allowed = catalog.mask_for(category, brand) if is_given(category) or is_given(brand) else None
+    allowed = (
+        catalog.mask_for(category, brand, min_price, max_price)
+        if catalog.filtered(category, brand, min_price, max_price)
+        else None
+    )
     excluded = set(seen) if exclude_seen else set()
     out: list[tuple[int, int]] = []
     taken: set[int] = set()

@@ -27,7 +27,7 @@ from collections.abc import Collection, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from shoprec.catalog import CatalogIndex, IntArray, is_given
+from shoprec.catalog import CatalogIndex, IntArray
 from shoprec.domain import Candidate
 
 
@@ -94,7 +94,7 @@ def rerank_positions(
     keep[np.unique(items, return_index=True)[1]] = True  # the first occurrence of an item
     if exclude_seen and len(seen):
         keep &= ~np.isin(items, np.fromiter(seen, dtype=np.int64, count=len(seen)))
-    if is_given(category) or is_given(brand):
+    if catalog.filtered(category, brand):  # filters, and the items that are out of stock or delisted
         keep &= catalog.mask_for(category, brand)[items]
     kept = np.flatnonzero(keep)
     order = kept[np.lexsort((catalog.id_rank[items[kept]], -scores[kept]))]

@@ -36,9 +36,11 @@ implement it later.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -158,6 +160,28 @@ def _analyze_corpus(docs: list[list[str]], *, stems: bool = True) -> tuple[list[
     return [[exact[w] for w in doc] + [stem[w] for w in doc] for doc in docs], ids
 
 
+@dataclass(frozen=True, eq=False)
+class FieldStats:
+    """One indexed field: its weight, BM25 parameters and corpus statistics (the token -> id vocabulary,
+    each token's document frequency, the number of documents and their mean length in tokens)."""
+
+    name: str
+    weight: float
+    k1: float
+    b: float
+    n_docs: int
+    mean_length: float
+    vocabulary: Mapping[str, int]
+    doc_freq: npt.NDArray[np.int64]
+
+    def idf(self, token: str) -> float:
+        """Lucene's idf, ``log(1 + (N - df + 0.5) / (df + 0.5))`` (what ``bm25s`` scores with); a token
+        the corpus lacks has ``df = 0``."""
+        t = self.vocabulary.get(token)
+        df = int(self.doc_freq[t]) if t is not None and t < self.doc_freq.size else 0
+        return math.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
+
+
 class SearchRecall(Protocol):
     """Finds catalogue items for a text query."""
 
@@ -185,12 +209,15 @@ class Bm25Search:
         *,
         stem_weight: float = DEFAULT_STEM_WEIGHT,
         spelling: SpellingCorrector | None = None,
+        doc_lengths: Mapping[str, float] | None = None,
     ) -> None:
-        """Use :meth:`build`.  ``fields`` maps a field name to (indexed ``bm25s.BM25``, weight)."""
+        """Use :meth:`build`.  ``fields`` maps a field name to (indexed ``bm25s.BM25``, weight);
+        ``doc_lengths`` each field's mean document length in tokens (for :meth:`field_stats`)."""
         self.n_items = n_items
         self.stem_weight = stem_weight
         self.spelling = spelling
         self._fields = dict(fields)
+        self._doc_lengths = dict(doc_lengths or {})
 
     @classmethod
     def build(
@@ -225,6 +252,7 @@ class Bm25Search:
         used = [name for name in texts if spelling or weights.get(name, 0) > 0]
         docs = {name: _content_words(texts[name]) for name in used}
         fields: dict[str, tuple[Any, float]] = {}
+        doc_lengths: dict[str, float] = {}
         for name, weight in weights.items():
             if weight == 0:
                 continue
@@ -234,6 +262,7 @@ class Bm25Search:
             index = bm25s.BM25(k1=k1, b=b)
             index.index((corpus, token_ids), show_progress=False)
             fields[name] = (index, weight)
+            doc_lengths[name] = float(np.mean([len(doc) for doc in corpus]))
         corrector = None
         if spelling:
             corrector = SpellingCorrector.from_words(
@@ -246,7 +275,40 @@ class Bm25Search:
             fields,
             stem_weight=stem_weight,
             spelling=corrector,
+            doc_lengths=doc_lengths,
         )
+
+    def field_stats(self) -> list[FieldStats]:
+        """Each indexed field's weight and corpus statistics: what scoring a document outside the index
+        against this index's statistics needs (:mod:`shoprec.search.live`)."""
+        out = []
+        for name, (index, weight) in self._fields.items():
+            indptr = np.asarray(index.scores["indptr"], dtype=np.int64)
+            out.append(
+                FieldStats(
+                    name=name,
+                    weight=weight,
+                    k1=float(index.k1),
+                    b=float(index.b),
+                    n_docs=int(index.scores["num_docs"]),
+                    mean_length=self._doc_lengths.get(name, 1.0),
+                    vocabulary=index.vocab_dict,
+                    doc_freq=np.diff(indptr),
+                )
+            )
+        return out
+
+    def query_tokens(self, query: str) -> list[tuple[list[str], float]]:
+        """The query's token groups with their weights, as :meth:`scores` searches them: the exact tokens
+        of the original and corrected words (weight 1) and their stems (``stem_weight``)."""
+        correction = self.correct(query)
+        # The original words and their corrections: a corrected word that the catalogue has (rarely)
+        # still finds the items that spell it so.
+        exact, stems = analyze(query + " " + correction.corrected if correction.changed else query)
+        groups = [(list(dict.fromkeys(exact)), 1.0)]
+        if self.stem_weight > 0:
+            groups.append((list(dict.fromkeys(stems)), self.stem_weight))
+        return groups
 
     def correct(self, query: str) -> Correction:
         """``query`` with its misspelled words corrected to the catalogue's (unchanged without spelling)."""
@@ -257,13 +319,7 @@ class Bm25Search:
     def scores(self, query: str) -> FloatArray:
         """The weighted BM25 score of every item for ``query`` (0 where no query word occurs)."""
         total = np.zeros(self.n_items, dtype=np.float32)
-        correction = self.correct(query)
-        # The original words and their corrections: a corrected word that the catalogue has (rarely)
-        # still finds the items that spell it so.
-        exact, stems = analyze(query + " " + correction.corrected if correction.changed else query)
-        groups = [(list(dict.fromkeys(exact)), 1.0)]
-        if self.stem_weight > 0:
-            groups.append((list(dict.fromkeys(stems)), self.stem_weight))
+        groups = self.query_tokens(query)
         for index, weight in self._fields.values():
             for tokens, group_weight in groups:
                 ids = index.get_tokens_ids(tokens)

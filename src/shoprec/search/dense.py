@@ -81,6 +81,24 @@ class DenseSearch:
         self._cache: OrderedDict[str, FloatArray] = OrderedDict()
         self._lock = threading.Lock()
 
+    @property
+    def encoder(self) -> QueryEncoder:
+        return self._encoder
+
+    def extended(self, item_vectors: npt.ArrayLike, leaves: Sequence[str]) -> DenseSearch:
+        """The same search over other item vectors (the live catalogue's), sharing the encoder and the
+        query cache."""
+        other = DenseSearch(
+            self._encoder,
+            item_vectors,
+            leaves,
+            category_weight=self.category_weight,
+            depth=self.depth,
+            query_max_length=self.query_max_length,
+        )
+        other._cache, other._lock = self._cache, self._lock
+        return other
+
     def clear_cache(self) -> None:
         """Forget the cached query vectors (benchmarks measure the encoding of every query)."""
         with self._lock:

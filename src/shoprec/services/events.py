@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from shoprec.catalog import CatalogIndex
@@ -45,16 +45,22 @@ class EventService:
 
     def __init__(
         self,
-        catalog: CatalogIndex,
+        catalog: CatalogIndex | Callable[[], CatalogIndex],
         state: UserStateStore,
         cache: Cache,
         *,
         audit_key: bytes = DEFAULT_AUDIT_KEY,
     ) -> None:
-        self.catalog = catalog
+        """``catalog``: the catalogue whose items events may name, or a function returning the current
+        one (the live catalogue's, so that an item added a moment ago can be used at once)."""
+        self._catalog = catalog
         self.state = state
         self.cache = cache
         self._audit_key = audit_key
+
+    @property
+    def catalog(self) -> CatalogIndex:
+        return self._catalog() if callable(self._catalog) else self._catalog
 
     def ingest(self, events: Sequence[Event]) -> ApplyResult:
         """Apply ``events`` (idempotent by ``event_id``) and retire their users' cached lists.
@@ -74,7 +80,7 @@ class EventService:
                 field="events",
                 values=list(dict.fromkeys(bad_ids)),
             )
-        unknown = self.catalog.unknown(e.item_id for e in events)
+        unknown = self.catalog.unknown(e.item_id for e in events)  # delisted items are known: events are real
         if unknown:
             raise InvalidInputError(
                 f"{len(unknown)} item id(s) not in the catalogue: {', '.join(unknown[:10])}",

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from shoprec.catalog import CatalogIndex, IntArray, is_given, name_key
 from shoprec.domain import MAX_RECENT_ITEMS, Candidate, RankedItem
@@ -31,6 +32,7 @@ from shoprec.services.results import ListResult
 
 if TYPE_CHECKING:
     from shoprec.search.bm25 import SearchRecall
+    from shoprec.services.live_catalog import CatalogView, LiveCatalog
     from shoprec.services.merchandising import MerchandisingService
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,10 @@ def user_cache_tag(user_id: str) -> str:
 class RecommendationService:
     """Personalised lists for users and items from the pipeline and the user-state and cache ports.
     Thread-safe for concurrent requests: per-request data lives on the stack only.
+
+    The catalogue, the pipeline and the search index come from the live catalogue (``live``): each
+    request reads one :class:`~shoprec.services.live_catalog.CatalogView` and uses it throughout, so a
+    catalogue change never mixes into a request half-way. Without ``live`` the bundle's is served as is.
 
     ``model_version`` and ``version_tag`` (12 hex digits, part of every cache key) name the bundle the
     pipeline was built from; ``cache_ttl_s`` is the lifetime of cached recommendation lists; ``clock``
@@ -71,11 +77,13 @@ class RecommendationService:
         search_rerank_depth: int = SEARCH_RERANK_DEPTH,
         search_personal_weight: float = SEARCH_PERSONAL_WEIGHT,
         merchandising: MerchandisingService | None = None,
+        live: LiveCatalog | None = None,
     ) -> None:
         if not 0.0 <= search_personal_weight <= 1.0:
             raise ValueError(f"search_personal_weight must lie in [0, 1], got {search_personal_weight}")
-        self.pipeline = pipeline
-        self.catalog: CatalogIndex = pipeline.catalog
+        from shoprec.services.live_catalog import LiveCatalog
+
+        self.base_pipeline = pipeline
         self.state = state
         self.cache = cache
         self.cache_ttl_s = cache_ttl_s
@@ -84,10 +92,30 @@ class RecommendationService:
         self._version_tag = version_tag
         self.search_rerank_depth = search_rerank_depth
         self.search_personal_weight = search_personal_weight
-        self._search = search_index
-        self._search_factory = search_factory
-        self._search_lock = threading.Lock()
         self.merchandising = merchandising  # None: no merchandising rules (offline evaluation)
+        if live is None:
+            search = (lambda: search_index) if search_index is not None else search_factory
+            live = LiveCatalog(pipeline.catalog, None, pipeline=pipeline, search=search)
+        elif live.base_pipeline is not pipeline:
+            raise ValueError("the live catalogue must extend the service's pipeline")
+        self.live = live
+
+    @property
+    def pipeline(self) -> RecommendationPipeline:
+        """The pipeline of the current catalogue view."""
+        pipeline = self.live.view().pipeline
+        assert pipeline is not None  # the service's live catalogue always has one
+        return pipeline
+
+    @property
+    def catalog(self) -> CatalogIndex:
+        """The current catalogue (the bundle's, with the live catalogue's items over it)."""
+        return self.live.view().catalog
+
+    def _view(self) -> tuple[CatalogView, RecommendationPipeline, CatalogIndex]:
+        view = self.live.view()
+        assert view.pipeline is not None
+        return view, view.pipeline, view.catalog
 
     # --- public use cases -------------------------------------------------------------------------
 
@@ -99,8 +127,11 @@ class RecommendationService:
         category: str | None = None,
         brand: str | None = None,
         exclude_seen: bool = True,
+        min_price: float | None = None,
+        max_price: float | None = None,
     ) -> ListResult:
-        """The ``k`` best items for ``user_id``, optionally filtered by category / brand.
+        """The ``k`` best items for ``user_id``, optionally filtered by category / brand / price range
+        (items without a known price are left out by a price filter).
 
         A user without (known) history gets the popular items (cold start, not degraded). When the ranker
         fails or the latency budget runs out, the pipeline fuses the recall scores alone; when the
@@ -112,37 +143,44 @@ class RecommendationService:
         invalidation retired, where no later request looks (``docs/pipeline.md``, cache keys).
         """
         _check_k(k)
+        _check_prices(min_price, max_price)
         timer = _Timer(self.clock)
+        view, pipeline, catalog = self._view()
         rules = self._rules(Surface.RECOMMENDATIONS, category=category, brand=brand)
         generation = self._cache_generation(user_id)
         key: str | None = None
         hit: ListResult | None = None
         if generation is not None:  # a cache that failed just now is not asked again in this request
             key = self.cache_key(
-                user_id, k, generation=generation, category=category, brand=brand, exclude_seen=exclude_seen
-            ) + (f":{rules.digest}" if rules.digest else "")
+                user_id, k, generation=generation, category=category, brand=brand, exclude_seen=exclude_seen,
+                min_price=min_price, max_price=max_price,
+            )  # fmt: skip
+            key += "".join(f":{part}" for part in (rules.digest, view.tag) if part)
             hit = self._cache_get(key)
         timer.lap("cache")
         if hit is not None:
             return replace(hit, cached=True, timings_ms=timer.done())
 
-        recent, state_ok = self._history(user_id)
+        recent, state_ok = self._history(user_id, catalog)
         timer.lap("state")
         depth = merch_depth(k, rules.rules)
-        request = Request(history=recent, k=depth, category=category, brand=brand, exclude_seen=exclude_seen)
-        rec = self.pipeline.recommend([request], start=timer.start)[0]
+        request = Request(
+            history=recent, k=depth, category=category, brand=brand, exclude_seen=exclude_seen,
+            min_price=min_price, max_price=max_price,
+        )  # fmt: skip
+        rec = pipeline.recommend([request], start=timer.start)[0]
         timer.add(rec.timings_ms)
         items = rec.items
         if rules:
             items = apply_rules(
-                items, k, self.catalog, rules.rules, seen=recent.tolist(), exclude_seen=exclude_seen,
-                category=category, brand=brand,
+                items, k, catalog, rules.rules, seen=recent.tolist(), exclude_seen=exclude_seen,
+                category=category, brand=brand, min_price=min_price, max_price=max_price,
             )  # fmt: skip
             timer.lap("rerank")
 
         degraded = rec.degraded or not state_ok
         result = ListResult(
-            items=self._items(items),
+            items=self._items(items, catalog),
             model_version=self.model_version,
             degraded=degraded,
             ranker_fallback=rec.ranker_fallback,
@@ -156,23 +194,27 @@ class RecommendationService:
     def similar(self, item_id: str, k: int = 10) -> ListResult:
         """Items similar to ``item_id`` (see :meth:`RecommendationPipeline.similar`).
 
-        Raises ``NotFoundError(field="item_id")`` for an id the bundle does not know.
+        Raises ``NotFoundError(field="item_id")`` for an id the catalogue does not know or has delisted
+        (an item that is only out of stock still has similar items).
         """
         _check_k(k)
         timer = _Timer(self.clock)
-        i = self.catalog.index(item_id)
+        _, pipeline, catalog = self._view()
+        i = catalog.index(item_id)
         if i is None:
             raise NotFoundError(f"unknown item id {item_id!r}", field="item_id")
+        if not catalog.listed[i]:
+            raise NotFoundError(f"item {item_id!r} is delisted", field="item_id")
         rules = self._rules(Surface.SIMILAR)
-        items = self.pipeline.similar(i, merch_depth(k, rules.rules))
+        items = pipeline.similar(i, merch_depth(k, rules.rules))
         if rules:
-            items = apply_rules(items, k, self.catalog, rules.rules, seen=(i,), max_per_category=k)
+            items = apply_rules(items, k, catalog, rules.rules, seen=(i,), max_per_category=k)
         timer.lap("recall")
         counts: dict[str, int] = {}
         for c in items:
             counts[c.channels[0]] = counts.get(c.channels[0], 0) + 1
         return ListResult(
-            items=self._items(items),
+            items=self._items(items, catalog),
             model_version=self.model_version,
             timings_ms=timer.done(),
             candidates_per_channel={"itemcf": counts.pop("itemcf", 0), **counts},
@@ -186,9 +228,11 @@ class RecommendationService:
         k: int = 10,
         category: str | None = None,
         brand: str | None = None,
+        min_price: float | None = None,
+        max_price: float | None = None,
     ) -> ListResult:
-        """Search with optional filters, facets over every match of ``q``, personalised when ``user_id``
-        has history.
+        """Search with optional filters, facets over every servable match of ``q``, personalised when
+        ``user_id`` has history.
 
         The matches are the search index's (BM25, or BM25 fused with the semantic channel when the bundle
         has text embeddings: :mod:`shoprec.search.hybrid`), each with the channels that found it.
@@ -199,19 +243,22 @@ class RecommendationService:
         Raises ``InvalidInputError(field="q")`` for a blank query.
         """
         _check_k(k)
+        _check_prices(min_price, max_price)
         if not q.strip():
             raise InvalidInputError("the search query is empty", field="q")
         timer = _Timer(self.clock)
+        view, pipeline, catalog = self._view()
         # Imported here, like the index: the search package pulls in bm25s, which other requests never need.
         from shoprec.search.hybrid import hits_of
 
-        hits = hits_of(self.search_index, q)
+        hits = hits_of(view.search(self.live.base_search), q)
         matched, relevance, channels = hits.items, hits.scores, hits.channels
-        facets = self.catalog.facet_counts(matched)
-        if is_given(category) or is_given(brand):
-            keep = self.catalog.mask_for(category, brand)[matched]
-            matched, relevance = matched[keep], relevance[keep]
-            channels = [c for c, kept in zip(channels, keep.tolist(), strict=True) if kept]
+        if not catalog.all_available:  # what may not be served is not counted either
+            matched, relevance, channels = _keep(catalog.servable(matched), matched, relevance, channels)
+        facets = catalog.facet_counts(matched)
+        if catalog.filtered(category, brand, min_price, max_price):
+            keep = catalog.mask_for(category, brand, min_price, max_price)[matched]
+            matched, relevance, channels = _keep(keep, matched, relevance, channels)
         n_matched = int(matched.size)
         per_channel: dict[str, int] = {}
         for found in channels:
@@ -224,11 +271,11 @@ class RecommendationService:
         scores = relevance.astype(np.float64)
         degraded = fallback = False
         if user_id is not None and matched.size:
-            recent, state_ok = self._history(user_id)
+            recent, state_ok = self._history(user_id, catalog)
             degraded = not state_ok
             timer.lap("state")
             if recent.size:
-                ranked = self.pipeline.ranker_scores(recent, matched, start=timer.start)
+                ranked = pipeline.ranker_scores(recent, matched, start=timer.start)
                 if ranked is None:
                     degraded = fallback = True
                 else:
@@ -243,18 +290,18 @@ class RecommendationService:
         ]
         rules = self._rules(Surface.SEARCH, query=q, category=category, brand=brand)
         final = apply_rules(
-            candidates, k, self.catalog, rules.rules, exclude_seen=False, category=category, brand=brand,
-            max_per_category=k,
+            candidates, k, catalog, rules.rules, exclude_seen=False, category=category, brand=brand,
+            max_per_category=k, min_price=min_price, max_price=max_price,
         )  # fmt: skip
         timer.lap("rerank")
         return ListResult(
-            items=self._items(final),
+            items=self._items(final, catalog),
             model_version=self.model_version,
             degraded=degraded,
             ranker_fallback=fallback,
             facets=facets,
             timings_ms=timer.done(),
-            candidates_per_channel=per_channel or {self.search_index.name: n_matched},
+            candidates_per_channel=per_channel or {view.search(self.live.base_search).name: n_matched},
         )
 
     def rank(self, user_id: str, item_ids: Sequence[str]) -> ListResult:
@@ -262,9 +309,11 @@ class RecommendationService:
         score (see :meth:`RecommendationPipeline.rank_items`): a user without history gets popularity order
         (not degraded), a failing ranker the recall channels' fusion (``degraded``).
 
-        Raises ``InvalidInputError(field="item_ids")`` listing ids the bundle does not know.
+        Items that may not be served (out of stock, delisted) are left out of the answer.
+        Raises ``InvalidInputError(field="item_ids")`` listing ids the catalogue does not know.
         """
-        unknown = self.catalog.unknown(item_ids)
+        _, pipeline, catalog = self._view()
+        unknown = catalog.unknown(item_ids)
         if unknown:
             raise InvalidInputError(
                 f"{len(unknown)} unknown item id(s): {', '.join(unknown[:10])}",
@@ -272,15 +321,14 @@ class RecommendationService:
                 values=unknown,
             )
         timer = _Timer(self.clock)
-        unique = list(dict.fromkeys(item_ids))
-        recent, state_ok = self._history(user_id) if unique else (_EMPTY, True)
+        given = catalog.indices(dict.fromkeys(item_ids))
+        given = given[catalog.servable(given)]
+        recent, state_ok = self._history(user_id, catalog) if given.size else (_EMPTY, True)
         timer.lap("state")
-        ((ranked, fallback),) = self.pipeline.rank_items(
-            [(Request(history=recent), self.catalog.indices(unique))], start=timer.start
-        )
+        ((ranked, fallback),) = pipeline.rank_items([(Request(history=recent), given)], start=timer.start)
         timer.lap("rank")
         return ListResult(
-            items=self._items(ranked),
+            items=self._items(ranked, catalog),
             model_version=self.model_version,
             degraded=fallback or not state_ok,
             ranker_fallback=fallback,
@@ -291,24 +339,14 @@ class RecommendationService:
 
     @property
     def search_index(self) -> SearchRecall:
-        """The search index, built on first use by ``search_factory`` (BM25 over the catalogue when none
-        was given; about a second for 4k items)."""
-        if self._search is None:
-            with self._search_lock:
-                if self._search is None:
-                    if self._search_factory is not None:
-                        self._search = self._search_factory()
-                    else:
-                        # Imported with the index it builds: only search requests need bm25s, and a
-                        # module level import would add it to every cold start.
-                        from shoprec.search.bm25 import Bm25Search
-
-                        self._search = Bm25Search.build(self.catalog)
-        return self._search
+        """The search index of the current catalogue view: the bundle's, built on first use by
+        ``search_factory`` (BM25 over the catalogue when none was given; about a second for 4k items),
+        extended with the live catalogue's items."""
+        return self.live.search()
 
     def warm_up(self) -> None:
         """Build everything built lazily (the search index), e.g. during a Lambda's init phase."""
-        _ = self.search_index
+        _ = self.live.search()
 
     def cache_key(
         self,
@@ -319,15 +357,20 @@ class RecommendationService:
         category: str | None = None,
         brand: str | None = None,
         exclude_seen: bool = True,
+        min_price: float | None = None,
+        max_price: float | None = None,
     ) -> str:
         """``rec:v2:<model version, 12 hex>:<user id>:<generation>:<16 hex of the parameters>``, where
         ``generation`` is the user's cache generation (:meth:`Cache.generation` of their tag) read before
-        their state.
+        their state. :meth:`recommend` appends the rules' digest and the live catalogue's tag when there
+        are rules or live items, so a list is never served after the rules or the catalogue changed.
 
         Filters are normalised the way they are matched (:func:`shoprec.catalog.name_key`), so equivalent
         requests share an entry.
         """
-        params = [k, _filter_key(category), _filter_key(brand), exclude_seen]
+        params: list[object] = [k, _filter_key(category), _filter_key(brand), exclude_seen]
+        if min_price is not None or max_price is not None:
+            params += [min_price, max_price]
         digest = hashlib.sha256(json.dumps(params).encode("utf-8")).hexdigest()[:16]
         return f"{CACHE_KEY_PREFIX}:{self._version_tag}:{user_id}:{generation}:{digest}"
 
@@ -335,19 +378,19 @@ class RecommendationService:
         """The merchandising rules applying to a request (``docs/pipeline.md``, merchandising rules)."""
         return NO_RULES if self.merchandising is None else self.merchandising.rules_for(surface, **request)
 
-    def _history(self, user_id: str) -> tuple[IntArray, bool]:
-        """The indices of the user's recent items known to the bundle (oldest first), and whether the
+    def _history(self, user_id: str, catalog: CatalogIndex) -> tuple[IntArray, bool]:
+        """The indices of the user's recent items known to ``catalog`` (oldest first), and whether the
         state store answered (when it fails the user is treated as new and the caller degrades)."""
         try:
             recent = self.state.recent_items(user_id)
         except BackendUnavailableError as exc:
             log.warning("user-state store unavailable, treating the user as new: %s", exc)
             return _EMPTY, False
-        known = [i for i in recent if i in self.catalog.index_of][-MAX_RECENT_ITEMS:]
-        return self.catalog.indices(known), True
+        known = [i for i in recent if i in catalog.index_of][-MAX_RECENT_ITEMS:]
+        return catalog.indices(known), True
 
-    def _items(self, candidates: Sequence[Candidate]) -> list[RankedItem]:
-        ids, titles = self.catalog.item_ids, self.catalog.titles
+    def _items(self, candidates: Sequence[Candidate], catalog: CatalogIndex) -> list[RankedItem]:
+        ids, titles = catalog.item_ids, catalog.titles
         return [
             RankedItem(
                 item_id=ids[c.item],
@@ -416,6 +459,26 @@ class _Timer:
 def _check_k(k: int) -> None:
     if k < 1:
         raise InvalidInputError(f"k must be >= 1, got {k}", field="k")
+
+
+def _check_prices(min_price: float | None, max_price: float | None) -> None:
+    for name, value in (("min_price", min_price), ("max_price", max_price)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise InvalidInputError(f"{name} must be a finite number >= 0, got {value}", field=name)
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise InvalidInputError(
+            f"min_price ({min_price}) is larger than max_price ({max_price})", field="min_price"
+        )
+
+
+def _keep(
+    keep: npt.NDArray[np.bool_],
+    items: IntArray,
+    scores: npt.NDArray[np.float32],
+    channels: list[tuple[str, ...]],
+) -> tuple[IntArray, npt.NDArray[np.float32], list[tuple[str, ...]]]:
+    """The search hits where ``keep`` is set."""
+    return items[keep], scores[keep], [c for c, kept in zip(channels, keep.tolist(), strict=True) if kept]
 
 
 def _filter_key(value: str | None) -> str | None:

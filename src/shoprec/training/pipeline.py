@@ -468,6 +468,9 @@ def _catalog_rows(ds: Dataset) -> list[dict[str, Any]]:
                 "categories": list(meta.categories),
                 "description": meta.description,
                 "price": meta.price,
+                # Delisted or out of stock in the live catalogue: the interactions are real and stay in
+                # the data, the item is never served (CatalogIndex.build reads this).
+                **({} if meta.available else {"available": False}),
             }
         )
     return rows

@@ -59,6 +59,22 @@ CategoryQuery = Annotated[
 BrandQuery = Annotated[
     str | None, Query(max_length=MAX_FILTER_CHARS, description="Only items of this brand (case-insensitive).")
 ]
+MinPriceQuery = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        allow_inf_nan=False,
+        description="Only items priced at least this (items without a price are left out).",
+    ),
+]
+MaxPriceQuery = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        allow_inf_nan=False,
+        description="Only items priced at most this (items without a price are left out).",
+    ),
+]
 
 
 def list_response(result: ListResult, request_id: str) -> ListResponse:

@@ -12,6 +12,8 @@ from shoprec.api.routes.deps import (
     CategoryQuery,
     ItemIdPath,
     KQuery,
+    MaxPriceQuery,
+    MinPriceQuery,
     RecommendationsDep,
     RequestIdDep,
     UserIdPath,
@@ -41,9 +43,19 @@ def recommendations(
     category: CategoryQuery = None,
     brand: BrandQuery = None,
     exclude_seen: Annotated[bool, Query(description="Leave out items the user interacted with.")] = True,
+    min_price: MinPriceQuery = None,
+    max_price: MaxPriceQuery = None,
 ) -> ListResponse:
     """The ``k`` best items for the user; an unknown user gets cold-start (popular) items."""
-    result = service.recommend(user_id, k, category=category, brand=brand, exclude_seen=exclude_seen)
+    result = service.recommend(
+        user_id,
+        k,
+        category=category,
+        brand=brand,
+        exclude_seen=exclude_seen,
+        min_price=min_price,
+        max_price=max_price,
+    )
     record_result("recommend", result)
     return list_response(result, request_id)
 
@@ -52,7 +64,8 @@ def recommendations(
 def similar(
     item_id: ItemIdPath, service: RecommendationsDep, request_id: RequestIdDep, k: KQuery = 10
 ) -> ListResponse:
-    """Items similar to ``item_id`` (often bought together, then close in embedding space)."""
+    """Items similar to ``item_id`` (often bought together, then close in text or embedding space);
+    404 for an unknown or delisted item."""
     result = service.similar(item_id, k)
     record_result("similar", result)
     return list_response(result, request_id)
@@ -67,9 +80,13 @@ def search(
     k: KQuery = 10,
     category: CategoryQuery = None,
     brand: BrandQuery = None,
+    min_price: MinPriceQuery = None,
+    max_price: MaxPriceQuery = None,
 ) -> SearchResponse:
     """Keyword search with brand and category facets over every match of ``q``."""
-    result = service.search(q, user_id=user_id, k=k, category=category, brand=brand)
+    result = service.search(
+        q, user_id=user_id, k=k, category=category, brand=brand, min_price=min_price, max_price=max_price
+    )
     record_result("search", result)
     base = list_response(result, request_id)
     facets = result.facets or {}
@@ -81,7 +98,8 @@ def search(
 
 @router.post("/rank", response_model=ListResponse, responses=TOO_LARGE_RESPONSE)
 def rank(body: RankRequest, service: RecommendationsDep, request_id: RequestIdDep) -> ListResponse:
-    """The given items ordered for the user, best first (unknown ids → 422 listing them)."""
+    """The given items ordered for the user, best first (unknown ids → 422 listing them; items out of
+    stock or delisted are left out)."""
     result = service.rank(body.user_id, body.item_ids)
     record_result("rank", result)
     return list_response(result, request_id)

@@ -63,7 +63,7 @@ def put_rule(
 ) -> RuleResponse:
     """Create (201) or replace (200) the rule; answers the rule as stored (scope value normalised,
     times in UTC). Item ids unknown to the served catalogue are refused (422 naming ``items``)."""
-    unknown = container.catalog.unknown(body.items)
+    unknown = container.live.catalog.unknown(body.items)
     if unknown:
         raise InvalidInputError(
             f"{len(unknown)} unknown item id(s): {', '.join(unknown[:10])}", field="items", values=unknown
