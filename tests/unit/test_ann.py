@@ -23,7 +23,7 @@ from shoprec.artifacts.specs import ITEM_EMBEDDINGS_ANN
 from shoprec.catalog import CatalogIndex
 from shoprec.pipeline import build_pipeline
 from shoprec.pipeline.core import Request
-from shoprec.recall.ann import AnnIndex, augment, build_vector_index, load_vector_index
+from shoprec.recall.ann import AnnIndex, add_vector_indexes, augment, build_vector_index, load_vector_index
 from shoprec.recall.channels import EmbeddingChannel, ExactDotProductIndex
 
 pytest.importorskip("usearch")
@@ -106,11 +106,9 @@ def test_the_pipeline_searches_the_bundles_index(tmp_path: Path) -> None:
         writer.add_npz(ITEMCF, {"indices": tiny.itemcf_indices, "scores": tiny.itemcf_scores})
         writer.add_npy(ITEM_EMBEDDINGS, tiny.item_embeddings)
         writer.add_bytes(RANKER_ONNX, b"placeholder: ranked by FakeRanker\n")
-        ann = build_vector_index(tiny.item_embeddings, writer, ITEM_EMBEDDINGS_ANN, min_items=0)
-        assert ann is not None
-        spec = tiny.pipeline.model_copy(
-            update={"embedding": tiny.pipeline.embedding.model_copy(update={"ann": ann})}
-        )
+        spec = add_vector_indexes(tiny.pipeline, writer, tiny.item_embeddings, min_items=0)
+        assert spec.embedding.ann is not None
+        assert spec.embedding.ann.file == ITEM_EMBEDDINGS_ANN
         writer.commit(dataset=dict(tiny.manifest.dataset), hyperparameters={}, metrics={}, pipeline=spec)
     bundle = load_bundle(tmp_path / "b")
     pipeline = build_pipeline(bundle, CatalogIndex.from_bundle(bundle), FakeRanker())

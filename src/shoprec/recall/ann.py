@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from shoprec.artifacts.specs import AnnIndexSpec
+from shoprec.artifacts.specs import ITEM_EMBEDDINGS_ANN, TEXT_EMBEDDINGS_ANN, AnnIndexSpec, PipelineSpec
 from shoprec.catalog import BoolArray, IntArray
 from shoprec.recall.channels import ExactDotProductIndex, FloatArray, top_n
 
@@ -97,6 +97,32 @@ def build_vector_index(
         expansion_search=expansion_search,
         radius=radius,
     )
+
+
+def add_vector_indexes(
+    spec: PipelineSpec,
+    writer: BundleWriter,
+    item_vectors: npt.ArrayLike,
+    text_vectors: npt.ArrayLike | None = None,
+    *,
+    min_items: int = ANN_MIN_ITEMS,
+    threads: int = 0,
+) -> PipelineSpec:
+    """``spec`` with the ANN indexes of the item vectors (``pipeline.embedding.ann``) and, when the
+    pipeline has texts, of the text vectors (``pipeline.text.ann``), written through ``writer``; ``spec``
+    unchanged for a catalogue under ``min_items`` items."""
+    item_ann = build_vector_index(
+        item_vectors, writer, ITEM_EMBEDDINGS_ANN, min_items=min_items, threads=threads
+    )
+    if item_ann is not None:
+        spec = spec.model_copy(update={"embedding": spec.embedding.model_copy(update={"ann": item_ann})})
+    if spec.text is not None and text_vectors is not None:
+        text_ann = build_vector_index(
+            text_vectors, writer, TEXT_EMBEDDINGS_ANN, min_items=min_items, threads=threads
+        )
+        if text_ann is not None:
+            spec = spec.model_copy(update={"text": spec.text.model_copy(update={"ann": text_ann})})
+    return spec
 
 
 class AnnIndex:
