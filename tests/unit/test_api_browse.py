@@ -4,29 +4,30 @@ catalogue."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from tests.unit.api_fakes import Api, assert_problem
 
-from shoprec.services.catalogue import _price
+from shoprec.items import CatalogItem
 
 
 def test_an_item_has_its_title_brand_category_path_and_description(api: Api) -> None:
     body = api.client.get("/v1/items/p2").json()
-    assert body["item"] == {
+    assert body.pop("request_id")
+    assert body == {
         "item_id": "p2",
         "title": "Glass Beaker 250ml",
         "brand": "SEOH",
         "categories": ["Lab", "Lab Supplies", "Beakers"],
         "description": "borosilicate glass",
         "price": None,
+        "available": True,
+        "model_version": api.container.model_version,
+        "degraded": False,
     }
-    assert body["model_version"] == api.container.model_version
-    assert body["degraded"] is False
 
 
 def test_an_item_without_metadata_has_blanks_and_an_unknown_one_is_404(api: Api) -> None:
-    assert api.client.get("/v1/items/p11").json()["item"] == {
-        "item_id": "p11",
+    body = api.client.get("/v1/items/p11").json()
+    assert {k: body[k] for k in ("title", "brand", "categories", "description", "price")} == {
         "title": "",
         "brand": "",
         "categories": [],
@@ -67,13 +68,25 @@ def test_popular_items_can_be_filtered_by_category_and_brand(api: Api) -> None:
     assert api.client.get("/v1/popular", params={"brand": "no such brand"}).json()["items"] == []
 
 
-@pytest.mark.parametrize(
-    ("value", "price"),
-    [(12.5, 12.5), (3, 3.0), (np.float32(2.5), 2.5), (None, None), (-1, None), (float("nan"), None),
-     (True, None), ("9.99", None)],
-)  # fmt: skip
-def test_only_a_finite_non_negative_number_is_a_price(value: object, price: float | None) -> None:
-    assert _price(value) == price
+def test_items_written_since_training_are_described_as_served(api: Api) -> None:
+    live = api.container.live
+    live.upsert(CatalogItem("p-new", title="Beaker 50ml", brand="SEOH", categories=("Lab",), price=4.5))
+    new = api.client.get("/v1/items/p-new").json()
+    assert (new["title"], new["price"], new["available"]) == ("Beaker 50ml", 4.5, True)
+    listed = api.client.get("/v1/items", params=[("ids", "p-new"), ("ids", "p2")]).json()["items"]
+    assert [(i["item_id"], i["price"]) for i in listed] == [("p-new", 4.5), ("p2", None)]
+
+
+def test_an_out_of_stock_item_is_described_but_not_popular_and_a_delisted_one_is_unknown(api: Api) -> None:
+    top = api.client.get("/v1/popular", params={"k": 1}).json()["items"][0]["item_id"]
+    row = api.client.get(f"/v1/items/{top}").json()
+    api.container.live.upsert(CatalogItem(top, title=row["title"], brand=row["brand"], available=False))
+    assert api.client.get(f"/v1/items/{top}").json()["available"] is False
+    popular = api.client.get("/v1/popular", params={"k": 100}).json()["items"]
+    assert top not in [i["item_id"] for i in popular]
+    api.container.live.delist(top)
+    assert_problem(api.client.get(f"/v1/items/{top}"), 404, "item_id")
+    assert_problem(api.client.get("/v1/items", params={"ids": top}), 422, "ids")
 
 
 def test_the_storefront_page_and_its_assets_are_served_outside_the_schema(api: Api) -> None:

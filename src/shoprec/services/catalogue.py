@@ -1,20 +1,19 @@
 """Read-only views of the served catalogue: item details and the popular items.
 
 What a shop page needs beside the ranked lists: a card shows the brand and price that list items do not
-carry, a product view the description and category path, and a "popular now" shelf the best sellers of
-the bundle whoever is looking. Everything comes from the loaded bundle; no backend is called.
+carry, a product view the description and category path, and a "popular now" shelf the best sellers
+whoever is looking. Everything comes from one view of the live catalogue (the bundle's items with the
+items written since training over them, ``services.live_catalog``); a delisted item is unknown here as
+everywhere, an out-of-stock one is described (``available`` false) but never listed.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
-
-from shoprec.catalog import CatalogIndex, is_given
+from shoprec.catalog import CatalogIndex
 from shoprec.domain import RankedItem
 from shoprec.errors import InvalidInputError, NotFoundError
 from shoprec.recall.channels import POPULARITY, PopularityChannel, RecallContext
@@ -31,47 +30,43 @@ class ItemDetails:
     categories: tuple[str, ...]
     description: str
     price: float | None
+    available: bool
 
 
 class CatalogueService:
-    """Item details and popular items of one bundle: ``rows`` are the bundle's raw catalogue rows (for
-    the price, which the catalogue index does not keep), ``popularity`` the pipeline's channel."""
+    """Item details and popular items of one catalogue view: ``catalog`` the view's catalogue,
+    ``popularity`` the popularity channel of the pipeline over it."""
 
-    def __init__(
-        self,
-        catalog: CatalogIndex,
-        rows: Mapping[str, Mapping[str, Any]] | None,
-        popularity: PopularityChannel,
-        *,
-        model_version: str,
-    ) -> None:
+    def __init__(self, catalog: CatalogIndex, popularity: PopularityChannel, *, model_version: str) -> None:
         self.catalog = catalog
-        self.rows = rows or {}
         self.popularity = popularity
         self.model_version = model_version
 
     def item(self, item_id: str) -> ItemDetails:
-        """The item's details. Raises ``NotFoundError(field="item_id")`` for an id the bundle lacks."""
-        i = self.catalog.index(item_id)
+        """The item's details. Raises ``NotFoundError(field="item_id")`` for an id the catalogue does not
+        know or has delisted."""
+        i = self._index(item_id)
         if i is None:
             raise NotFoundError(f"unknown item id {item_id!r}", field="item_id")
         return self._details(i)
 
     def items(self, item_ids: Sequence[str]) -> list[ItemDetails]:
         """Details of ``item_ids`` in their order, duplicates dropped. Raises
-        ``InvalidInputError(field="ids")`` listing the ids the bundle does not know."""
-        unknown = self.catalog.unknown(item_ids)
+        ``InvalidInputError(field="ids")`` listing the ids the catalogue does not know or has delisted."""
+        unique = list(dict.fromkeys(item_ids))
+        found = [self._index(item_id) for item_id in unique]
+        unknown = [item_id for item_id, i in zip(unique, found, strict=True) if i is None]
         if unknown:
             raise InvalidInputError(
                 f"{len(unknown)} unknown item id(s): {', '.join(unknown[:10])}", field="ids", values=unknown
             )
-        return [self._details(int(i)) for i in self.catalog.indices(dict.fromkeys(item_ids))]
+        return [self._details(i) for i in found if i is not None]
 
     def popular(self, k: int, *, category: str | None = None, brand: str | None = None) -> ListResult:
-        """The ``k`` most popular items (optionally of a category / brand), the same for every shopper:
-        the popularity channel's order and reasons, scores scaled so that the first item has 1."""
-        allowed = self.catalog.mask_for(category, brand) if is_given(category) or is_given(brand) else None
-        context = RecallContext(allowed=allowed)
+        """The ``k`` most popular servable items (optionally of a category / brand), the same for every
+        shopper: the popularity channel's order and reasons, scores scaled so that the first item has 1."""
+        filtered = self.catalog.filtered(category, brand)
+        context = RecallContext(allowed=self.catalog.mask_for(category, brand) if filtered else None)
         found = self.popularity.recall(context, k)
         top = float(found.scores[0]) if len(found) and found.scores[0] > 0 else 1.0
         reasons = self.popularity.reasons(context, found.items)
@@ -87,21 +82,18 @@ class CatalogueService:
         ]
         return ListResult(items=items, model_version=self.model_version)
 
+    def _index(self, item_id: str) -> int | None:
+        i = self.catalog.index(item_id)
+        return i if i is not None and bool(self.catalog.listed[i]) else None
+
     def _details(self, i: int) -> ItemDetails:
-        item_id = self.catalog.item_ids[i]
+        price = float(self.catalog.prices[i])
         return ItemDetails(
-            item_id=item_id,
+            item_id=self.catalog.item_ids[i],
             title=self.catalog.title(i),
             brand=self.catalog.brands[i],
             categories=self.catalog.categories[i],
             description=self.catalog.descriptions[i],
-            price=_price(self.rows.get(item_id, {}).get("price")),
+            price=None if math.isnan(price) else price,
+            available=bool(self.catalog.available[i]),
         )
-
-
-def _price(value: Any) -> float | None:
-    """A displayable price: a finite, non-negative number; anything else is unknown."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        return None
-    price = float(value)
-    return price if math.isfinite(price) and price >= 0 else None

@@ -29,13 +29,11 @@ router = APIRouter(tags=["browse"], responses=PROBLEM_RESPONSES)
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Unknown item id")}
 
 
-async def get_catalogue(container: ContainerDep) -> CatalogueService:
-    return CatalogueService(
-        container.catalog,
-        container.bundle.catalog,
-        container.pipeline.popularity,
-        model_version=container.model_version,
-    )
+def get_catalogue(container: ContainerDep) -> CatalogueService:
+    # A plain def: looking at the live catalogue may ask the item store for its version (off the loop).
+    view = container.live.view()
+    pipeline = view.pipeline or container.pipeline
+    return CatalogueService(view.catalog, pipeline.popularity, model_version=container.model_version)
 
 
 CatalogueDep = Annotated[CatalogueService, Depends(get_catalogue)]
@@ -48,6 +46,7 @@ class CatalogItem(BaseModel):
     categories: list[str] = Field(description="The category path, root first (may be empty).")
     description: str = Field(description="Empty when the catalogue has none.")
     price: float | None = Field(description="null when the catalogue has no price for the item.")
+    available: bool = Field(description="False when out of stock: described here, served in no list.")
 
     @classmethod
     def of(cls, item: ItemDetails) -> CatalogItem:
@@ -58,11 +57,12 @@ class CatalogItem(BaseModel):
             categories=list(item.categories),
             description=item.description,
             price=item.price,
+            available=item.available,
         )
 
 
-class CatalogItemResponse(Envelope):
-    item: CatalogItem
+class CatalogItemResponse(Envelope, CatalogItem):
+    """One item as served, with the fields every response carries (the shape ``PUT`` answers with)."""
 
 
 class CatalogItemsResponse(Envelope):
@@ -73,12 +73,11 @@ class CatalogItemsResponse(Envelope):
 def item(
     item_id: ItemIdPath, service: CatalogueDep, container: ContainerDep, request_id: RequestIdDep
 ) -> CatalogItemResponse:
-    """The item's catalogue entry: title, brand, category path, description and price."""
+    """The item as served now (the live catalogue's copy over the bundle's): title, brand, category
+    path, description, price and availability. Unknown and delisted items are 404."""
+    details = CatalogItem.of(service.item(item_id))
     return CatalogItemResponse(
-        item=CatalogItem.of(service.item(item_id)),
-        model_version=container.model_version,
-        request_id=request_id,
-        degraded=False,
+        **details.model_dump(), model_version=container.model_version, request_id=request_id, degraded=False
     )
 
 
@@ -92,7 +91,7 @@ def items(
     container: ContainerDep,
     request_id: RequestIdDep,
 ) -> CatalogItemsResponse:
-    """Catalogue entries of the given items, e.g. a page of list items (unknown ids → 422 listing them)."""
+    """The given items as served, e.g. a page of list items (unknown or delisted ids → 422 listing them)."""
     return CatalogItemsResponse(
         items=[CatalogItem.of(d) for d in service.items(ids)],
         model_version=container.model_version,
@@ -109,5 +108,5 @@ def popular(
     category: CategoryQuery = None,
     brand: BrandQuery = None,
 ) -> ListResponse:
-    """The ``k`` most popular items of the bundle, the same for every shopper (no personalisation)."""
+    """The ``k`` most popular items in stock, the same for every shopper (no personalisation)."""
     return list_response(service.popular(k, category=category, brand=brand), request_id)

@@ -245,17 +245,19 @@ async function openItem(itemId, eventType) {
       await sendEvent(eventType, itemId);
       refreshShelves();
     }
-    const [entry] = await Promise.all([
+    const [item] = await Promise.all([
       call("item", `/v1/items/${encodeURIComponent(itemId)}`),
       loadShelf("product-similar", "similar",
         `/v1/items/${encodeURIComponent(itemId)}/similar?${query({ k: SHELF_K })}`, "No similar items."),
     ]);
     if (!current()) return;
-    const item = entry.item;
     state.details.set(item.item_id, item);
     $("product-title").textContent = item.title || `Item ${item.item_id}`;
     $("product-brand").textContent = item.brand ? `by ${item.brand}` : "";
-    $("product-price").textContent = priceText(item.price) || "";
+    $("product-price").textContent = [priceText(item.price), item.available ? null : "out of stock"]
+      .filter(Boolean).join(" · ");
+    $("product-cart").disabled = !item.available;
+    $("product-buy").disabled = !item.available;
     $("product-categories").textContent = item.categories.join(" › ");
     $("product-description").textContent = item.description;
     thumb($("product-thumb"), item, item.title);
