@@ -1,7 +1,9 @@
 """Lambda entry point of SQS-triggered event ingestion, with partial batch failure reporting.
 
-Each SQS message body is JSON: either one ``{"events": [...]}`` object (1..100 events, the body of
-``POST /v1/events``) or a single event object ``{"event_id", "user_id", "item_id", "type", "timestamp"?}``.
+Each SQS message body is JSON: one ``{"events": [...]}`` object (1..100 events, the body of
+``POST /v1/events``), a single event object ``{"event_id", "user_id", "item_id", "type", "timestamp"?}``,
+or a write of the live catalogue: ``{"put_item": {"item_id", "title", ...}}`` (the body of
+``PUT /v1/items/{item_id}`` with the id) or ``{"delist_item": "<item id>"}`` (``DELETE``).
 A message that cannot be applied -- no body or a body that is not a JSON string, a body over
 ``SHOPREC_MAX_BODY_BYTES`` (256 KiB, as for the API), invalid JSON, nesting past the parser's limit, a field
 that fails validation or is unknown, unknown items -- is reported in ``batchItemFailures`` (SQS redelivers
@@ -39,9 +41,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter
 
+from shoprec.api.item_schemas import ItemMessage
 from shoprec.api.schemas import EventIn, EventsRequest
 from shoprec.container import LazyIngestContainer
-from shoprec.errors import InvalidInputError
+from shoprec.errors import InvalidInputError, NotFoundError
 from shoprec.observability import logger, metrics, record_count, route_package_logs, tracer
 from shoprec.settings import get_settings
 
@@ -53,7 +56,7 @@ container = LazyIngestContainer()  # the ingest graph: no ranker, pipeline or se
 # Each failed record is logged with its exception; a batch in which every record failed is reported, not
 # raised (see the module docstring).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=logger)
-_message = TypeAdapter(EventsRequest | EventIn)
+_message = TypeAdapter(EventsRequest | EventIn | ItemMessage)
 
 
 def apply_message(record: SQSRecord) -> dict[str, int]:
@@ -67,11 +70,29 @@ def apply_message(record: SQSRecord) -> dict[str, int]:
     if len(body) > limit or len(body.encode()) > limit:  # the character count is the cheap first check
         raise InvalidInputError(f"message body exceeds {limit} bytes", field="body")
     parsed = _message.validate_json(body)
+    if isinstance(parsed, ItemMessage):
+        return apply_item_message(parsed)
     request = parsed if isinstance(parsed, EventsRequest) else EventsRequest(events=[parsed])
     result = container.get().events.ingest(request.to_domain())
     record_count("EventsApplied", result.applied)
     record_count("EventsDuplicate", result.duplicates)
     return {"applied": result.applied, "duplicates": result.duplicates}
+
+
+def apply_item_message(message: ItemMessage) -> dict[str, int]:
+    """Put or delist one item of the live catalogue (what ``PUT`` / ``DELETE /v1/items/{item_id}`` do)."""
+    live = container.get().live
+    if message.put_item is not None:
+        created = live.upsert(message.put_item.item())
+        record_count("ItemsPut")
+        return {"items_put": 1, "created": int(created)}
+    item_id = message.delist_item
+    assert item_id is not None  # ItemMessage holds exactly one of the two
+    if live.catalog.index(item_id) is None:
+        raise NotFoundError(f"unknown item id {item_id!r}", field="delist_item")
+    live.delist(item_id)
+    record_count("ItemsDelisted")
+    return {"items_delisted": 1}
 
 
 @cache

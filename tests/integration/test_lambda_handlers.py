@@ -28,6 +28,7 @@ from tests.integration.lambda_events import (
     sqs_event,
 )
 
+from shoprec.adapters.local.sqlite_items import SqliteItemStore
 from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
 from shoprec.artifacts import Bundle
 
@@ -402,3 +403,43 @@ def test_a_message_with_unknown_items_fails_alone_and_stores_none_of_its_events(
     store = SqliteUserStateStore(function_env)
     assert store.recent_items("mixed") == []
     assert store.recent_items("other") == [a]
+
+
+def test_sqs_item_messages_write_the_live_catalogue_and_the_item_is_usable_in_the_next_message(
+    function_env: Path, bundle: Bundle
+) -> None:
+    ingest = load_handler("ingest")
+    (a,) = popular(bundle, 1)
+    put = {
+        "put_item": {
+            "item_id": "sqs-new-1",
+            "title": "Handheld Digital Anemometer Wind Speed Meter",
+            "categories": ["Industrial & Scientific", "Test, Measure & Inspect"],
+            "price": 24.99,
+        }
+    }
+    batch = sqs_event(
+        json.dumps(put),
+        json.dumps({"event_id": "it-1", "user_id": "shopper", "item_id": "sqs-new-1", "type": "view"}),
+        json.dumps({"delist_item": a}),
+        json.dumps({"delist_item": "never-heard-of"}),  # unknown to the bundle and the store
+        json.dumps({"put_item": {"item_id": "sqs-new-2"}}),  # no title
+        json.dumps({"put_item": put["put_item"], "delist_item": a}),  # two writes in one message
+    )
+    result = ingest.handler(batch, LambdaContext())
+    failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+    assert failed == {batch["Records"][i]["messageId"] for i in (3, 4, 5)}
+    items = SqliteItemStore(function_env)
+    stored = items.get("sqs-new-1")
+    assert stored is not None
+    assert stored.title == put["put_item"]["title"]
+    assert stored.price == 24.99
+    delisted = items.get(a)
+    assert delisted is not None
+    assert delisted.delisted
+    assert SqliteUserStateStore(function_env).recent_items("shopper") == ["sqs-new-1"]
+    version = items.version()
+    # Redelivered: the same content changes nothing, not even the store's version.
+    again = ingest.handler(sqs_event(json.dumps(put), json.dumps({"delist_item": a})), LambdaContext())
+    assert again == {"batchItemFailures": []}
+    assert items.version() == version

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.infra
 
 # The routes that change or erase data, or administer the service: the events router's (server to server)
 # and the merchandising rules' (an admin tool; reads included).
-WRITE_TAGS = frozenset({"events", "rules"})
+WRITE_TAGS = frozenset({"events", "rules", "items"})
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,12 @@ def test_the_caller_policies_grant_exactly_the_write_routes(
         "Stage": "dev",
     }
     granted: dict[str, set[str]] = {}
-    for policy in ("ApiEventWriterPolicy", "ApiUserEraserPolicy", "ApiMerchandiserPolicy"):
+    for policy in (
+        "ApiEventWriterPolicy",
+        "ApiUserEraserPolicy",
+        "ApiMerchandiserPolicy",
+        "ApiCatalogWriterPolicy",
+    ):
         assert resources[policy]["Type"] == "AWS::IAM::ManagedPolicy"
         for st in props(resources, policy)["PolicyDocument"]["Statement"]:
             if st["Action"] == "execute-api:Invoke":
@@ -126,10 +131,14 @@ def test_the_caller_policies_grant_exactly_the_write_routes(
             f"{base}/DELETE/v1/rules/*",
             f"{base}/GET/v1/rules",
         },
+        "ApiCatalogWriterPolicy": {f"{base}/PUT/v1/items/*", f"{base}/DELETE/v1/items/*"},
     }
-    assert {"ApiEventWriterPolicyArn", "ApiUserEraserPolicyArn", "ApiMerchandiserPolicyArn"} <= set(
-        template["Outputs"]
-    )
+    assert {
+        "ApiEventWriterPolicyArn",
+        "ApiUserEraserPolicyArn",
+        "ApiMerchandiserPolicyArn",
+        "ApiCatalogWriterPolicyArn",
+    } <= set(template["Outputs"])
 
 
 # ---------------------------------------------------------------- in front of the API

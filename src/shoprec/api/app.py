@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shoprec import __version__
 from shoprec.api.errors import TOO_LARGE, install_error_handlers, problem_only_openapi, problem_response
-from shoprec.api.routes import browse, events, health, recommendations, rules, storefront
+from shoprec.api.routes import browse, events, health, items, recommendations, rules, storefront
 from shoprec.container import Container, LazyContainer
 from shoprec.domain import ID_PATTERN
 
@@ -81,7 +81,7 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     install_error_handlers(app)
-    for module in (recommendations, browse, events, rules, health):
+    for module in (recommendations, browse, items, events, rules, health):
         app.include_router(module.router, prefix="/v1")
     app.include_router(storefront.router)  # the demo shop page at / (not in the schema)
     app.add_middleware(BodyLimitMiddleware, limit=body_limit)

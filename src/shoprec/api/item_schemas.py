@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from shoprec.api.schemas import Envelope
+from shoprec.api.schemas import Envelope, Id
 from shoprec.items import CatalogItem
 
 MAX_TITLE_CHARS: Final = 500
@@ -56,6 +56,33 @@ class ItemUpsertRequest(BaseModel):
             price=self.price,
             available=self.available,
         )
+
+
+class PutItemBody(ItemUpsertRequest):
+    """The item of a ``put_item`` queue message: ``PUT /v1/items/{item_id}``'s body with the id."""
+
+    item_id: Id
+
+    def item(self) -> CatalogItem:
+        return self.to_domain(self.item_id)
+
+
+class ItemMessage(BaseModel):
+    """An ingest-queue message that writes the live catalogue, exactly one of:
+    ``{"put_item": {"item_id": ..., <the body of PUT /v1/items/{item_id}>}}`` or
+    ``{"delist_item": "<item id>"}`` (``DELETE /v1/items/{item_id}``). Same validation, same idempotency:
+    a put of the content already stored and a delist of a delisted item change nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    put_item: PutItemBody | None = None
+    delist_item: Id | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ItemMessage:
+        if (self.put_item is None) == (self.delist_item is None):
+            raise ValueError("an item message has exactly one of put_item and delist_item")
+        return self
 
 
 class ItemResponse(Envelope):
