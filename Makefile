@@ -23,6 +23,7 @@ venv: $(STAMP)
 # The storefront's browser test (tests/e2e/test_storefront.py) drives Debian's chromium through Playwright,
 # whose own browser download is not used; installed once, when missing.
 CHROMIUM ?= /usr/bin/chromium
+export SHOPREC_CHROMIUM ?= $(CHROMIUM)
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
