@@ -80,8 +80,10 @@ def browser() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        # --no-sandbox: CI and developers run the tests as root, where chromium's sandbox refuses to start.
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        # --no-sandbox: CI and developers run the tests as root, where chromium's sandbox refuses to start;
+        # --disable-dev-shm-usage: containers often have a /dev/shm too small for its renderer.
+        args = ["--no-sandbox", "--disable-dev-shm-usage"]
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
         try:
             yield launched
         finally:
