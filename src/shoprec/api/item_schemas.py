@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from shoprec.api.schemas import Envelope, Id
 from shoprec.items import CatalogItem
@@ -30,7 +30,7 @@ class ItemUpsertRequest(BaseModel):
     """``PUT /v1/items/{item_id}``: the whole item (a replacement, not a patch; absent fields take their
     defaults). Unknown fields are refused, as in every request body."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no 0 for false, no false for 0.0
 
     title: Title = Field(description=f"Shown in lists and searched; 1..{MAX_TITLE_CHARS} characters.")
     description: Description = Field(default="", description="Searched; at most 10,000 characters.")
@@ -43,7 +43,7 @@ class ItemUpsertRequest(BaseModel):
     price: float | None = Field(
         default=None, ge=0, allow_inf_nan=False, description="Finite and >= 0; null: no price."
     )
-    available: bool = Field(default=True, description="False: kept in the catalogue but never served.")
+    available: StrictBool = Field(default=True, description="False: kept in the catalogue but never served.")
 
     def to_domain(self, item_id: str) -> CatalogItem:
         """The item to store under ``item_id`` (``updated_at`` is the store's to set)."""

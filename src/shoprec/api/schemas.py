@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shoprec.domain import ID_PATTERN, Event, EventType, RankedItem
 
@@ -37,6 +37,15 @@ class EventIn(_Request):
     timestamp: datetime | None = Field(
         default=None, description="ISO-8601; without an offset it is taken as UTC; absent means now."
     )
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _iso_string(cls, value: object) -> object:
+        """Only an ISO-8601 string (pydantic would take a number as Unix seconds, which the schema and
+        the docs do not offer)."""
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("timestamp must be an ISO-8601 string")
+        return value
 
     def to_domain(self, now: datetime) -> Event:
         ts = self.timestamp or now
