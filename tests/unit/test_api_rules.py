@@ -116,3 +116,5 @@ def test_a_wrong_method_is_405_naming_every_method_of_the_path(api: Api) -> None
     assert got.headers["allow"] == "DELETE, GET, HEAD, PUT"
     assert api.client.post("/v1/events/x").status_code in (404, 405)
     assert api.client.request("PATCH", "/v1/search").headers["allow"] == "GET, HEAD"
+    # Routes left out of the OpenAPI document too: the storefront page.
+    assert api.client.request("POST", "/").headers["allow"] == "GET, HEAD"

@@ -84,6 +84,7 @@ def create_app(
     for module in (recommendations, browse, items, events, rules, health):
         app.include_router(module.router, prefix="/v1")
     app.include_router(storefront.router)  # the demo shop page at / (not in the schema)
+    app.state.unlisted_routes = list(storefront.router.routes)  # for the Allow header of a 405
     app.add_middleware(BodyLimitMiddleware, limit=body_limit)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost, so even a 413 carries the request id
     return app

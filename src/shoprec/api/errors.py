@@ -213,12 +213,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def _allowed_methods(request: Request) -> str:
     """Every method the API documents at the request's path (a GET serves HEAD too). Starlette's 405
     names only the first route whose path matches, and one path (``/v1/rules/{rule_id}``) has a route
-    per method; the OpenAPI document (built once by FastAPI) knows them all."""
+    per method; the OpenAPI document (built once by FastAPI) knows them all, and ``app.state.unlisted_routes``
+    the routes it leaves out."""
     path = request.url.path
     methods: set[str] = set()
     for template, operations in request.app.openapi().get("paths", {}).items():
         if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
             methods |= {m.upper() for m in operations if m.upper() in _HTTP_METHODS}
+    # Routes the document leaves out (the storefront page), listed by create_app.
+    for route in getattr(request.app.state, "unlisted_routes", ()):
+        if route.path_regex.fullmatch(path):
+            methods |= {m.upper() for m in route.methods or () if m.upper() in _HTTP_METHODS}
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods))
