@@ -36,7 +36,8 @@ def main() -> int:
     items = [r["items"] for r in rows]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, (key, title, goal) in zip(axes.flat, PANELS, strict=True):
-        ax.plot(items, [r[key] for r in rows], marker="o", label=key)
+        points = [(n, r[key]) for n, r in zip(items, rows, strict=True) if r[key] is not None]
+        ax.plot([n for n, _ in points], [v for _, v in points], marker="o", label=key)
         if key == "p99_ms":
             ax.plot(items, [r["p50_ms"] for r in rows], marker="o", label="p50_ms")
             ax.legend()
