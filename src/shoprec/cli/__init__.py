@@ -15,6 +15,7 @@ from shoprec.cli import endpoint, models, sagemaker, search_eval, serving
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="shoprec: search and recommendation.")
 app.command()(models.train)
 app.command()(models.evaluate)
+app.command()(models.report)
 app.command()(search_eval.search_eval)
 app.command()(serving.serve)
 app.add_typer(serving.state_app, name="state")
