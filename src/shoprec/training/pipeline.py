@@ -43,6 +43,7 @@ from shoprec.ranking.features import feature_matrix
 from shoprec.ranking.fusion import RankerFusion
 from shoprec.ranking.onnx_ranker import OnnxRanker
 from shoprec.ranking.tokens import left_pad
+from shoprec.recall.ann import add_vector_indexes
 from shoprec.recall.itemcf import ItemCFNeighbours, fit_itemcf
 from shoprec.recall.popularity import PopularityRecall, fit_popularity
 from shoprec.training.config import TrainConfig
@@ -334,6 +335,8 @@ def run_training(
         writer.add_npy(POPULARITY, pop_test.popularity)
         writer.add_npz(ITEMCF, {"indices": cf_test.indices, "scores": cf_test.scores})
         writer.add_npy(ITEM_EMBEDDINGS, embeddings)
+        # ANN indexes of the item and text vectors, from ANN_MIN_ITEMS items up (spec unchanged below).
+        spec = add_vector_indexes(spec, writer, embeddings, text_vectors, threads=config.threads)
         if catalog_rows:
             writer.add_jsonl(CATALOG, catalog_rows)
         total_seconds = time.perf_counter() - t_start
