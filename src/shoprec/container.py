@@ -26,7 +26,7 @@ from shoprec.artifacts import Bundle, load_bundle
 from shoprec.catalog import CatalogIndex
 from shoprec.errors import ShopRecError
 from shoprec.pipeline import RecommendationPipeline, build_pipeline
-from shoprec.ports import ArtifactStore, Cache, ItemStore, Ranker, RuleStore, UserStateStore
+from shoprec.ports import ArtifactStore, Cache, EventLog, ItemStore, Ranker, RuleStore, UserStateStore
 from shoprec.resilience import BreakerCache, BreakerRanker, CircuitBreaker
 from shoprec.services.events import DEFAULT_AUDIT_KEY, EventService
 from shoprec.services.live_catalog import LiveCatalog
@@ -119,6 +119,7 @@ def build_container(
     rules: RuleStore | None = None,
     items: ItemStore | None = None,
     merchandising: bool = True,
+    event_log: EventLog | None = None,
 ) -> Container:
     """Build the API's object graph for ``settings``; a port passed explicitly replaces the configured one.
 
@@ -132,7 +133,13 @@ def build_container(
     bundle and ``BackendUnavailableError`` when a backend cannot be reached.
     """
     base = build_ingest_container(
-        settings, version=version, artifacts=artifacts, state=state, cache=cache, items=items
+        settings,
+        version=version,
+        artifacts=artifacts,
+        state=state,
+        cache=cache,
+        items=items,
+        event_log=event_log,
     )
     ranker = ranker or ranker_for(
         settings.ranker,
@@ -171,7 +178,11 @@ def build_container(
     graph = {f.name: getattr(base, f.name) for f in fields(IngestContainer)}
     graph["live"] = live
     graph["events"] = EventService(
-        lambda: live.catalog, base.state, base.cache, audit_key=audit_key_of(settings)
+        lambda: live.catalog,
+        base.state,
+        base.cache,
+        audit_key=audit_key_of(settings),
+        event_log=base.events.event_log,
     )
     return Container(
         **graph,
@@ -190,13 +201,17 @@ def build_ingest_container(
     state: UserStateStore | None = None,
     cache: Cache | None = None,
     items: ItemStore | None = None,
+    event_log: EventLog | None = None,
 ) -> IngestContainer:
     """Build the ingest function's object graph for ``settings``: no ranker, pipeline or search index, so
-    ``settings.ranker`` is never read. Raises as :func:`build_container` does."""
+    ``settings.ranker`` is never read. Raises as :func:`build_container` does. The event log is
+    ``event_log``, else the configured one (:func:`event_log_for`; with a ``state`` passed in, only an
+    explicitly configured one)."""
     from shoprec.adapters.item_stores import item_store_for
 
     store, bundle, catalog = _served_catalogue(settings, version, artifacts)
     items = items or item_store_for(settings.state if state is None else None)
+    log = event_log if event_log is not None else event_log_for(settings, beside_state=state is None)
     state = state or state_store_for(settings.state, read_timeout_s=settings.state_read_timeout_s)
     cache = cache or configured_cache(settings)
     live = LiveCatalog(catalog, items, refresh_s=settings.catalog_refresh_s)
@@ -207,7 +222,9 @@ def build_ingest_container(
         catalog=catalog,
         state=state,
         cache=cache,
-        events=EventService(lambda: live.catalog, state, cache, audit_key=audit_key_of(settings)),
+        events=EventService(
+            lambda: live.catalog, state, cache, audit_key=audit_key_of(settings), event_log=log
+        ),
         live=live,
     )
 
@@ -296,6 +313,30 @@ def state_store_for(dsn: str, *, read_timeout_s: float = 0.1) -> UserStateStore:
 
         return SqliteUserStateStore(Path(dsn.removeprefix("sqlite:///")))
     raise ValueError(f"state: unknown backend {dsn!r}")
+
+
+def event_log_for(settings: Settings, *, beside_state: bool = True) -> EventLog | None:
+    """The event log ``settings.event_log`` names (``None`` for ``none``). Unset: with ``beside_state`` and
+    a sqlite state file ``dir/name.db``, the folder ``dir/name-events``; otherwise none."""
+    dsn = settings.event_log
+    if dsn is None:
+        if not beside_state or not settings.state.startswith("sqlite:///"):
+            return None
+        from shoprec.adapters.local.jsonl_event_log import JsonlEventLog
+
+        db = Path(settings.state.removeprefix("sqlite:///"))
+        return JsonlEventLog(db.with_name(db.stem + "-events"))
+    if dsn == "none":
+        return None
+    if dsn.startswith("firehose://"):
+        from shoprec.adapters.aws.firehose_event_log import FirehoseEventLog
+
+        return FirehoseEventLog(dsn.removeprefix("firehose://"))
+    if dsn.startswith("file:///"):
+        from shoprec.adapters.local.jsonl_event_log import JsonlEventLog
+
+        return JsonlEventLog(Path(dsn.removeprefix("file://")))
+    raise ValueError(f"event_log: unknown backend {dsn!r}")
 
 
 def rule_store_for(dsn: str | None) -> RuleStore:

@@ -30,6 +30,11 @@ class Event:
     item_id: str
     type: EventType
     timestamp: datetime
+    # The serving context the event answers, logged with it (docs/event-log.md): the response's request id,
+    # the experiment variant it was served under and the item's 0-based place in that list.
+    request_id: str | None = None
+    variant: str | None = None
+    position: int | None = None
 
 
 @dataclass(frozen=True)

@@ -166,3 +166,25 @@ class ItemStore(Protocol):
         ...
 
     def describe(self) -> str: ...
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """The append-only log of accepted events, the training data of tomorrow (``docs/event-log.md``).
+
+    One JSON object per event and line (:mod:`shoprec.adapters.event_records`), partitioned by the UTC date
+    it was logged. Delivery is at least once: a batch retried after a failure is logged again, so readers
+    keep the first record of each ``(user_id, event_id)``. Adapters raise ``BackendUnavailableError``.
+    """
+
+    def append(self, events: Sequence[Event]) -> None:
+        """Log ``events`` durably (returns once the backend has them)."""
+        ...
+
+    def erase_user(self, user_id: str) -> int:
+        """Remove every logged event of ``user_id``; returns how many records were removed."""
+        ...
+
+    def describe(self) -> str:
+        """Backend name, e.g. ``file:///path`` or ``firehose://stream``."""
+        ...

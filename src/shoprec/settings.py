@@ -7,6 +7,8 @@ Backends are DSN-style strings whose prefix picks the adapter (see :mod:`shoprec
 ``cache``     ``memory://`` · ``redis://host:port/db`` · ``rediss://host:port/db`` (TLS, ElastiCache)
 ``ranker``    ``onnx`` (in process) · ``sagemaker://endpoint-name`` · ``http://host:port``
 ``artifacts`` a local folder · ``s3://bucket/prefix``
+``event_log`` ``file:///absolute/folder`` · ``firehose://stream-name`` · ``none`` (default: a folder
+              beside a sqlite state file, none beside DynamoDB; ``docs/event-log.md``)
 ============  =====================================================================================
 
 With ``model_version_parameter`` (an SSM parameter name) the version served is read from the parameter,
@@ -33,6 +35,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 STATE_FORMS: Final = "sqlite:///path or dynamodb://table"
 CACHE_FORMS: Final = "memory://, redis://host:port/db or rediss://host:port/db"
 RANKER_FORMS: Final = "onnx, sagemaker://endpoint-name or http(s)://host:port"
+EVENT_LOG_FORMS: Final = "file:///absolute/folder, firehose://stream-name or none"
 _NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 _PARAMETER_CHARS: Final = _NAME_CHARS | {"/"}
 _ELASTICACHE_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,39}")
@@ -159,6 +162,27 @@ class Settings(BaseSettings):
         le=7 * 24 * 3_600,
         description="How long an applied SQS message body is remembered and not applied again.",
     )
+
+    event_log: str | None = Field(
+        default=None,
+        description=f"Event log of every accepted event: {EVENT_LOG_FORMS}. Unset: the folder beside a "
+        "sqlite state file (<name>-events), none with DynamoDB state.",
+    )
+
+    @field_validator("event_log")
+    @classmethod
+    def _check_event_log(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if value == "none":
+            return value
+        if value.startswith("file:///"):
+            return value
+        if value.startswith("firehose://"):
+            _check_name("event_log", value.removeprefix("firehose://"), value, EVENT_LOG_FORMS)
+            return value
+        raise ValueError(f"event_log: unknown backend {value!r}; expected {EVENT_LOG_FORMS}")
 
     @field_validator("model_version_parameter")
     @classmethod

@@ -51,8 +51,8 @@ ITEMS = {
 # ---------------------------------------------------------------------------------------------- ordering
 
 
-def test_formats_tuple_names_the_four_formats() -> None:
-    assert DATA_FORMATS == ("amazon-json", "sequences", "sasrec", "generic")
+def test_formats_tuple_names_the_five_formats() -> None:
+    assert DATA_FORMATS == ("amazon-json", "sequences", "sasrec", "generic", "eventlog")
 
 
 def test_natural_sort_puts_numbers_first_in_numeric_order_then_text() -> None:

@@ -37,6 +37,15 @@ class EventIn(_Request):
     timestamp: datetime | None = Field(
         default=None, description="ISO-8601; without an offset it is taken as UTC; absent means now."
     )
+    request_id: Id | None = Field(
+        default=None, description="request_id of the response that showed the item (kept in the event log)."
+    )
+    variant: Id | None = Field(
+        default=None, description="The experiment variant that response was served under (event log)."
+    )
+    position: int | None = Field(
+        default=None, ge=0, le=10_000, description="The item's 0-based place in that list (event log)."
+    )
 
     @field_validator("timestamp", mode="before")
     @classmethod
@@ -52,7 +61,14 @@ class EventIn(_Request):
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=UTC)
         return Event(
-            event_id=self.event_id, user_id=self.user_id, item_id=self.item_id, type=self.type, timestamp=ts
+            event_id=self.event_id,
+            user_id=self.user_id,
+            item_id=self.item_id,
+            type=self.type,
+            timestamp=ts,
+            request_id=self.request_id,
+            variant=self.variant,
+            position=self.position,
         )
 
 

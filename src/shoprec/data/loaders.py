@@ -1,6 +1,6 @@
 """Load interaction datasets from disk into :class:`~shoprec.data.model.Dataset`.
 
-Four on-disk formats are understood (see ``docs/data-formats.md`` for the user-facing description):
+Five on-disk formats are understood (see ``docs/data-formats.md`` for the user-facing description):
 
 ``amazon-json``
     A folder with ``items.json`` (catalogue keyed by item id) and ``interactions.json`` (user id ->
@@ -12,6 +12,12 @@ Four on-disk formats are understood (see ``docs/data-formats.md`` for the user-f
 ``generic``
     A shop's own export: ``interactions.csv`` or ``interactions.jsonl`` with optional timestamps and
     event types, plus an optional ``catalog.jsonl``.
+``eventlog``
+    shoprec's own event log (``docs/event-log.md``): a folder of ``date=YYYY-MM-DD/*.jsonl`` files (the
+    local log, or the S3 prefix Firehose delivers to, copied down), or one such file. Records repeated
+    by at-least-once delivery (same ``user_id`` and ``event_id``) count once; a last line without its
+    newline (an append cut short by a crash) is left out. :func:`with_events` appends a log to a base
+    dataset.
 
 Every loader produces the same thing: item and user ids as strings in natural order (numeric ids
 numerically, then the rest lexicographically), and per-user ``np.int64`` arrays of internal item
@@ -50,9 +56,10 @@ __all__ = [
     "natural_sort_key",
     "resolve_dataset_path",
     "split_amazon_categories",
+    "with_events",
 ]
 
-DATA_FORMATS: tuple[str, ...] = ("amazon-json", "sequences", "sasrec", "generic")
+DATA_FORMATS: tuple[str, ...] = ("amazon-json", "sequences", "sasrec", "generic", "eventlog")
 """The accepted values of ``load_dataset(fmt=...)`` besides ``"auto"``."""
 
 DATA_ROOT_ENV = "SHOPREC_DATA_ROOT"
@@ -190,6 +197,8 @@ def load_dataset(
         return _load_amazon_json(resolved, name, source, progress)
     if used == "generic":
         return _load_generic(resolved, name, source, progress)
+    if used == "eventlog":
+        return _load_eventlog(resolved, name, source, progress)
     text_file = _text_file(resolved, used)
     if used == "sequences":
         users = _parse_sequences(text_file, progress)
@@ -203,6 +212,7 @@ def detect_format(path: str | Path) -> str:
 
     * a folder with ``items.json`` and ``interactions.json`` -> ``amazon-json``;
     * a folder with ``interactions.csv`` or ``interactions.jsonl`` -> ``generic``;
+    * a folder with ``date=*`` folders (an event log) -> ``eventlog``;
     * a ``.csv`` or ``.jsonl`` file -> ``generic``; ``items.json``/``interactions.json`` ->
       ``amazon-json`` (their folder is loaded); any other ``.json`` file is an error;
     * any other file (or a folder's ``sequences.txt``, else its only ``*.txt`` file) is text: when
@@ -219,6 +229,8 @@ def detect_format(path: str | Path) -> str:
             return "amazon-json"
         if any((p / f).is_file() for f in _GENERIC_INTERACTION_FILES):
             return "generic"
+        if any(d.is_dir() for d in p.glob("date=*")):
+            return "eventlog"
         return _detect_text_format(_text_file(p, "auto"))
     if p.suffix.lower() in (".csv", ".jsonl"):
         return "generic"
@@ -943,3 +955,71 @@ def _parse_catalog(path: Path, text: str, report: _Progress) -> dict[str, ItemMe
         )
         first_line[iid] = line
     return catalog
+
+
+# --------------------------------------------------------------------------------------------------
+# eventlog
+# --------------------------------------------------------------------------------------------------
+
+
+def _eventlog_files(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return [path]
+    files = sorted(p for p in path.glob("date=*/*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise DatasetNotFoundError(
+            f"folder '{path}' is not an event log: no files in date=YYYY-MM-DD/ folders"
+        )
+    return files
+
+
+def _load_eventlog(path: Path, name: str, source: str, progress: ProgressCallback | None) -> Dataset:
+    files = _eventlog_files(path)
+    texts = [_read_text(f) for f in files]
+    report = _Progress(progress, sum(_count_lines(t) for t in texts))
+    seen: set[tuple[str, str]] = set()
+    timed: dict[str, list[tuple[float, str]]] = {}
+    done = 0
+    for file, text in zip(files, texts, strict=True):
+        # Only complete lines: a last one without its newline is an append a crash cut short.
+        complete = text[: text.rfind("\n") + 1]
+        events = _Events(file, None, None)
+        for line, record in _jsonl_records(file, complete, report, done):
+            for required in ("event_id", "user_id", "item_id", "timestamp"):
+                if record.get(required) is None:
+                    raise DataFormatError(f"missing '{required}'", path=file, line=line, field=required)
+            uid = _json_id(record["user_id"], path=file, line=line, field="user_id", what="user_id")
+            key = (uid, _json_id(record["event_id"], path=file, line=line, field="event_id", what="event_id"))
+            if key in seen:
+                continue
+            seen.add(key)
+            event = record["event_type"] if record.get("event_type") is not None else _ABSENT
+            events.add(uid, record["item_id"], record["timestamp"], event, line=line, timed=True)
+        for uid, pairs in events.timed.items():
+            timed.setdefault(uid, []).extend(pairs)
+        done += _count_lines(text)
+    if not timed:
+        raise DataFormatError("no events in the log", path=path)
+    users = {}
+    for uid, pairs in timed.items():
+        pairs.sort(key=lambda e: e[0])  # stable: equal timestamps keep log order
+        users[uid] = [iid for _, iid in pairs]
+    report.finish()
+    return _build(name, source, "eventlog", users, universe=None, catalog=None)
+
+
+def with_events(base: Dataset, events: Dataset) -> Dataset:
+    """``base`` with the interactions of ``events`` (an event log) appended to each user's sequence: a
+    log holds what happened after the base was exported, so its events follow the base's. Users and items
+    the base does not know are added (new items with an empty catalogue row when the base has a
+    catalogue); ``name``, ``source`` and ``fmt`` are the base's."""
+    users = {
+        uid: [base.item_ids[i] for i in seq] for uid, seq in zip(base.user_ids, base.sequences, strict=True)
+    }
+    for uid, seq in zip(events.user_ids, events.sequences, strict=True):
+        users.setdefault(uid, []).extend(events.item_ids[i] for i in seq)
+    universe = set(base.item_ids) | set(events.item_ids)
+    catalog = None
+    if base.catalog is not None:  # every item keeps a row: the new ones an empty one
+        catalog = {iid: base.catalog.get(iid, ItemMeta()) for iid in universe}
+    return _build(base.name, base.source, base.fmt, users, universe=universe, catalog=catalog)

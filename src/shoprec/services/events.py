@@ -7,6 +7,11 @@ is computing from the earlier state (``docs/pipeline.md``, cache keys). A write 
 both steps succeeded: if the invalidation fails, the state change stays (applying and deleting are
 idempotent) and ``BackendUnavailableError`` tells the caller to retry, which invalidates again.
 
+With an event log (:class:`~shoprec.ports.EventLog`), every event of an applied batch is appended to it
+after the state store applied it, duplicates included (a retried batch is logged again either way: readers
+keep the first record per ``(user_id, event_id)``, ``docs/event-log.md``); a batch is acknowledged only once
+logged. Deleting a user erases their logged events too.
+
 Every deletion, successful or not, writes one audit record through the project's logger, naming the user
 by a keyed hash (:func:`user_hash`), never by the id itself.
 """
@@ -22,7 +27,7 @@ from shoprec.catalog import CatalogIndex
 from shoprec.domain import ID_PATTERN, ApplyResult, Event
 from shoprec.errors import BackendUnavailableError, InvalidInputError
 from shoprec.observability import logger
-from shoprec.ports import Cache, UserStateStore
+from shoprec.ports import Cache, EventLog, UserStateStore
 from shoprec.services.recommendation import user_cache_tag
 
 DEFAULT_AUDIT_KEY: Final = b"shoprec-audit-v1"
@@ -50,6 +55,7 @@ class EventService:
         cache: Cache,
         *,
         audit_key: bytes = DEFAULT_AUDIT_KEY,
+        event_log: EventLog | None = None,
     ) -> None:
         """``catalog``: the catalogue whose items events may name, or a function returning the current
         one (the live catalogue's, so that an item added a moment ago can be used at once)."""
@@ -57,6 +63,7 @@ class EventService:
         self.state = state
         self.cache = cache
         self._audit_key = audit_key
+        self.event_log = event_log
 
     @property
     def catalog(self) -> CatalogIndex:
@@ -88,15 +95,18 @@ class EventService:
                 values=unknown,
             )
         result = self.state.apply_events(events)
+        if self.event_log is not None:
+            self.event_log.append(events)
         self._invalidate(dict.fromkeys(e.user_id for e in events))
         return result
 
     def delete_user(self, user_id: str) -> bool:
-        """Remove the user's state and cached lists; ``True`` if the store held anything for them.
+        """Remove the user's state, cached lists and logged events; ``True`` if the state store or the
+        event log held anything for them.
 
         Raises ``BackendUnavailableError`` unless every store is clean: the state store failed, or the
-        cache could not be invalidated (the state is then already gone, and a retry, which finds nothing
-        stored and returns ``False``, invalidates again). Writes one audit record either way.
+        cache could not be invalidated or the log not erased (the state is then already gone, and a retry,
+        which finds nothing stored, invalidates and erases again). Writes one audit record either way.
         """
         try:
             removed = self.state.delete_user(user_id)
@@ -108,10 +118,22 @@ class EventService:
         except BackendUnavailableError as exc:
             self._audit(user_id, "failed", state_removed=removed, failed_step="cache", error=str(exc))
             raise
+        erased = 0
+        if self.event_log is not None:
+            try:
+                erased = self.event_log.erase_user(user_id)
+            except BackendUnavailableError as exc:
+                self._audit(user_id, "failed", state_removed=removed, failed_step="event_log", error=str(exc))
+                raise
+        anything = removed or erased > 0
         self._audit(
-            user_id, "deleted" if removed else "nothing_stored", state_removed=removed, cached_lists=dropped
+            user_id,
+            "deleted" if anything else "nothing_stored",
+            state_removed=removed,
+            cached_lists=dropped,
+            logged_events=erased,
         )
-        return removed
+        return anything
 
     def _invalidate(self, user_ids: Iterable[str]) -> None:
         for user_id in user_ids:
