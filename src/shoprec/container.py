@@ -155,7 +155,9 @@ def build_container(
         candidates=settings.candidates,
         latency_budget_ms=settings.latency_budget_ms,
     )
-    rule_service = MerchandisingService(rules or rule_store_for(settings.state if state is None else None))
+    rule_service = MerchandisingService(
+        rules or rule_store_for(settings.state if state is None else None), refresh_s=settings.rules_refresh_s
+    )
     text = base.bundle.pipeline.text
     live = LiveCatalog(
         base.catalog,

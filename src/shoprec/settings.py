@@ -127,6 +127,12 @@ class Settings(BaseSettings):
         "trained with the defaults; the fusion model was fitted on that many).",
     )
     cache_ttl_s: float = Field(default=300.0, ge=0, description="How long cached result lists live.")
+    rules_refresh_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How often (at most) a process reads the merchandising rules again; a rule changed "
+        "through another process applies within about this long.",
+    )
     catalog_refresh_s: float = Field(
         default=0.5,
         ge=0,
