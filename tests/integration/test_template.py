@@ -78,6 +78,7 @@ PLACEHOLDERS = {
     "CacheAppUser": "shoprec-dev-app",
     "Cache": "shoprec-dev",
     "AuditKeySecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:shoprec/dev/audit-key-AbCdEf",
+    "EventLogStream": "shoprec-dev-events",
 }
 
 
@@ -306,7 +307,36 @@ def test_created_vpc_reaches_every_aws_api_the_functions_call_without_nat(resour
         "dynamodb": "Gateway",
         "ssm": "Interface",
         "sagemaker.runtime": "Interface",
+        "kinesis-firehose": "Interface",
     }
+
+
+def test_the_event_log_stream_delivers_dated_json_lines_to_an_unversioned_bucket(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    dest = props(resources, "EventLogStream")["ExtendedS3DestinationConfiguration"]
+    assert dest["BucketARN"] == {"Fn::GetAtt": ["EventLogBucket", "Arn"]}
+    assert dest["Prefix"] == "events/date=!{timestamp:yyyy-MM-dd}/"  # the layout the eventlog loader reads
+    assert dest["ErrorOutputPrefix"].startswith("errors/")
+    assert (dest["FileExtension"], dest["CompressionFormat"]) == (".jsonl", "UNCOMPRESSED")
+    bucket = props(resources, "EventLogBucket")
+    assert "VersioningConfiguration" not in bucket  # erasure rewrites objects; old versions would keep them
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    env = function_env(template, "IngestFunction", {"CreateEndpoint": True})
+    assert env["SHOPREC_EVENT_LOG"] == "firehose://shoprec-dev-events"
+    for role in ("ApiFunctionRole", "IngestFunctionRole"):
+        puts = [
+            st
+            for lid, st in statements(resources)
+            if lid == role and st["Action"] == "firehose:PutRecordBatch"
+        ]
+        assert [st["Resource"] for st in puts] == [{"Fn::GetAtt": ["EventLogStream", "Arn"]}], role
+    erase = [
+        st
+        for lid, st in statements(resources)
+        if lid == "ApiFunctionRole" and "s3:DeleteObject" in st["Action"]
+    ]
+    assert [st["Resource"] for st in erase] == [{"Fn::Sub": "${EventLogBucket.Arn}/events/*"}]
 
 
 # ---------------------------------------------------------------- ranking endpoint
@@ -357,8 +387,8 @@ def test_no_policy_statement_uses_wildcard_actions(resources: dict[str, Any]) ->
 
 def test_functions_use_their_own_roles_with_only_the_services_they_call(resources: dict[str, Any]) -> None:
     expected = {
-        "ApiFunctionRole": {"logs", "s3", "dynamodb", "ssm"},
-        "IngestFunctionRole": {"logs", "sqs", "s3", "dynamodb", "ssm"},
+        "ApiFunctionRole": {"logs", "s3", "dynamodb", "ssm", "firehose"},
+        "IngestFunctionRole": {"logs", "sqs", "s3", "dynamodb", "ssm", "firehose"},
     }
     for function, role in (("ApiFunction", "ApiFunctionRole"), ("IngestFunction", "IngestFunctionRole")):
         assert props(resources, function)["Role"] == {"Fn::GetAtt": [role, "Arn"]}
