@@ -9,16 +9,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+from tests.unit.api_fakes import make_api
 from tests.unit.fakes import DictCache, DictStateStore, event, make_bundle, make_catalog
 
 from shoprec.adapters.local.jsonl_event_log import JsonlEventLog
 from shoprec.api.schemas import EventsRequest
+from shoprec.container import event_log_for
 from shoprec.data.loaders import detect_format, load_dataset, with_events
 from shoprec.data.model import Dataset
 from shoprec.domain import Event
 from shoprec.errors import BackendUnavailableError
 from shoprec.ports import EventLog
 from shoprec.services.events import EventService
+from shoprec.settings import Settings
 
 DAY1 = datetime(2026, 3, 1, 23, 59, tzinfo=UTC)
 DAY2 = datetime(2026, 3, 2, 0, 1, tzinfo=UTC)
@@ -243,3 +247,61 @@ def test_appending_to_a_base_with_a_catalogue_gives_new_items_an_empty_row(tmp_p
     assert merged.catalog is not None
     assert (merged.catalog["p1"].title, merged.catalog["p2"].title) == ("Caliper", "")
     assert [merged.item_ids[i] for i in merged.sequences[0]] == ["p1", "p2"]
+
+
+# -------------------------------------------------------------------------------- through the API
+
+
+def test_events_posted_with_their_serving_context_are_logged_and_erased_with_the_user(
+    bundle_dir: Path, tmp_path: Path
+) -> None:
+    api = make_api(bundle_dir, event_log=f"file://{tmp_path / 'log'}")
+    context = {"request_id": "req-1", "variant": "treatment", "position": 2}
+    events = [
+        {"event_id": "e1", "user_id": "u1", "item_id": "p5", "type": "click", **context},
+        {"event_id": "e2", "user_id": "u2", "item_id": "p6", "type": "purchase"},
+    ]
+    assert api.client.post("/v1/events", json={"events": events}).status_code == 200
+    logged = records(tmp_path / "log")
+    assert [
+        (r["user_id"], r["event_type"], r["request_id"], r["variant"], r["position"]) for r in logged
+    ] == [
+        ("u1", "click", "req-1", "treatment", 2),
+        ("u2", "purchase", None, None, None),
+    ]
+    assert api.client.delete("/v1/users/u1").status_code == 204
+    assert [r["user_id"] for r in records(tmp_path / "log")] == ["u2"]
+    assert api.client.delete("/v1/users/u1").status_code == 404
+
+
+def test_a_negative_position_is_refused(bundle_dir: Path, tmp_path: Path) -> None:
+    api = make_api(bundle_dir, event_log=f"file://{tmp_path / 'log'}")
+    body = {"events": [{"event_id": "e1", "user_id": "u1", "item_id": "p5", "type": "view", "position": -1}]}
+    assert api.client.post("/v1/events", json=body).status_code == 422
+
+
+# -------------------------------------------------------------------------------- configuration
+
+
+def test_the_log_defaults_to_a_folder_beside_a_sqlite_state_file(tmp_path: Path) -> None:
+    log = event_log_for(Settings(state=f"sqlite:///{tmp_path / 'state.db'}"))
+    assert isinstance(log, JsonlEventLog)
+    assert log.root == tmp_path / "state-events"
+    assert event_log_for(Settings(state=f"sqlite:///{tmp_path / 'state.db'}"), beside_state=False) is None
+    assert event_log_for(Settings(state="dynamodb://table")) is None
+
+
+def test_the_configured_log_is_the_one_used(tmp_path: Path) -> None:
+    firehose = event_log_for(Settings(event_log="firehose://shoprec-dev-events"))
+    assert firehose is not None
+    assert firehose.describe() == "firehose://shoprec-dev-events"
+    local = event_log_for(Settings(event_log=f"file://{tmp_path}/log", state="dynamodb://t"))
+    assert local is not None
+    assert local.describe() == f"file://{tmp_path}/log"
+    assert event_log_for(Settings(event_log="none", state=f"sqlite:///{tmp_path / 's.db'}")) is None
+
+
+@pytest.mark.parametrize("value", ["s3://bucket/events", "firehose://", "firehose://bad name", "kinesis://x"])
+def test_an_unknown_log_setting_names_the_accepted_forms(value: str) -> None:
+    with pytest.raises(ValidationError, match="event_log"):
+        Settings(event_log=value)
