@@ -593,7 +593,7 @@ def test_the_model_version_the_stack_gives_the_container_is_the_folder_of_its_mo
         sep, ref = split["Fn::Split"]
         assert ref == {"Ref": param}
         assert url.split(sep)[index] == hex_
-        assert rollout._version_of(url) == f"sha256:{hex_}"
+        assert rollout.version_of(url) == f"sha256:{hex_}"
 
 
 @pytest.mark.parametrize(

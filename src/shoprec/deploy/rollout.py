@@ -20,86 +20,131 @@ other than what runs. The parameters written here are :data:`ROLLOUT_PARAMETERS`
 SageMaker can roll an endpoint deployment back on its own (an alarm) while CloudFormation reports success,
 as other infrastructure tools have found; :attr:`RolloutStatus.in_step` compares the endpoint's live config
 with the stack's, and ``deploy --wait``, ``promote`` and ``status`` use it.
+
+This module is the steps' I/O: it reads the stack, the endpoint and the alarms, asks
+:mod:`shoprec.deploy.rollout_plan` what to change (the rules, pure and tested without AWS) and sends the one
+stack update. Every SDK call goes through :func:`_aws`, the one place where an SDK error becomes a domain
+error. The plan's names are re-exported here, where the CLI and the tests import them.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shoprec.adapters.aws.clients import aws_client
-from shoprec.adapters.aws.ssm_version import SsmModelVersion, parse_version
+from shoprec.adapters.aws.ssm_version import SsmModelVersion
 from shoprec.deploy.errors import DeploymentError
-from shoprec.deploy.models import (
-    MODEL_TARBALL,
-    ensure_model_data,
-    full_version,
-    model_url,
-    read_remote_manifest,
-    version_hex,
-)
-from shoprec.errors import BackendUnavailableError
-
-# --- the stack's names (template.yaml) ----------------------------------------------------------------
-
-MODEL_VERSION = "ModelVersion"
-MODEL_DATA_URL = "ModelDataUrl"
-CHALLENGER_MODEL_DATA_URL = "ChallengerModelDataUrl"
-PRIMARY_WEIGHT = "PrimaryVariantWeight"
-CHALLENGER_WEIGHT = "ChallengerVariantWeight"
-RANKER_IMAGE = "RankerImageUri"
-GUARDRAILS = "DeploymentGuardrails"
-CANARY_INSTANCES = "DeploymentCanaryInstances"
-BAKE_SECONDS = "DeploymentBakeSeconds"
-TERMINATION_WAIT_SECONDS = "DeploymentTerminationWaitSeconds"
-MAX_EXECUTION_SECONDS = "DeploymentMaxExecutionSeconds"
-MIN_INSTANCES = "EndpointMinInstances"
-STAGE = "Stage"
-ROLLOUT_PARAMETERS = (
-    MODEL_VERSION,
-    MODEL_DATA_URL,
-    CHALLENGER_MODEL_DATA_URL,
-    PRIMARY_WEIGHT,
-    CHALLENGER_WEIGHT,
-    RANKER_IMAGE,
-    GUARDRAILS,
-    CANARY_INSTANCES,
+from shoprec.deploy.models import ensure_model_data, model_url, read_remote_manifest
+from shoprec.deploy.rollout_plan import (
     BAKE_SECONDS,
-    TERMINATION_WAIT_SECONDS,
+    BUCKET_OUTPUT,
+    CANARY_INSTANCES,
+    CAPABILITIES,
+    CHALLENGER_MODEL_DATA_URL,
+    CHALLENGER_WEIGHT,
+    ENDPOINT_CONFIG_RESOURCE,
+    ENDPOINT_OUTPUT,
+    FAILED_STATES,
+    GUARDRAILS,
+    MAX_EXECUTION_S,
     MAX_EXECUTION_SECONDS,
+    MIN_INSTANCES,
+    MODEL_DATA_URL,
+    MODEL_VERSION,
+    PARAMETER_OUTPUT,
+    PRIMARY_VARIANT,
+    PRIMARY_WEIGHT,
+    PROVISIONING_ALLOWANCE_S,
+    RANKER_IMAGE,
+    ROLLOUT_PARAMETERS,
+    STAGE,
+    TERMINATION_WAIT_SECONDS,
+    VERSION_ENV,
+    Plan,
+    RolloutSpec,
+    RolloutStatus,
+    Stack,
+    StackChange,
+    VariantState,
+    alarm_names,
+    config_name,
+    failure_reasons,
+    live_fleet_of,
+    model_version_of,
+    plan_deploy,
+    plan_promote,
+    plan_rollback,
+    promote_target,
+    require_idle,
+    require_in_step,
+    require_rollback_possible,
+    rollback_target,
+    update_request,
+    version_of,
 )
-"""The stack parameters these steps own: set by them, kept by ``sam deploy`` (never in samconfig)."""
-BUCKET_OUTPUT = "ArtifactBucketName"
-PARAMETER_OUTPUT = "ModelVersionParameterName"
-ENDPOINT_OUTPUT = "RankerEndpointName"
-ENDPOINT_CONFIG_RESOURCE = "RankerEndpointConfig"
-PRIMARY_VARIANT = "primary"
-VERSION_ENV = "SHOPREC_ENDPOINT_MODEL_VERSION"
-"""Set on each model by the stack: the endpoint refuses to start on any other bundle (EndpointSettings)."""
-CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND")
-MAX_EXECUTION_S = (600, 28_800)  # BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds bounds
-PROVISIONING_ALLOWANCE_S = 1_800
-"""Time allowed for starting the green fleet on top of the bake and termination waits."""
+from shoprec.errors import BackendUnavailableError, ShopRecError
 
+__all__ = [
+    "BAKE_SECONDS",
+    "BUCKET_OUTPUT",
+    "CANARY_INSTANCES",
+    "CAPABILITIES",
+    "CHALLENGER_MODEL_DATA_URL",
+    "CHALLENGER_WEIGHT",
+    "ENDPOINT_CONFIG_RESOURCE",
+    "ENDPOINT_OUTPUT",
+    "FAILED_STATES",
+    "GUARDRAILS",
+    "MAX_EXECUTION_S",
+    "MAX_EXECUTION_SECONDS",
+    "MIN_INSTANCES",
+    "MODEL_DATA_URL",
+    "MODEL_VERSION",
+    "PARAMETER_OUTPUT",
+    "PRIMARY_VARIANT",
+    "PRIMARY_WEIGHT",
+    "PROVISIONING_ALLOWANCE_S",
+    "RANKER_IMAGE",
+    "ROLLOUT_PARAMETERS",
+    "STAGE",
+    "TERMINATION_WAIT_SECONDS",
+    "VERSION_ENV",
+    "AwsClients",
+    "RolloutSpec",
+    "RolloutStatus",
+    "Stack",
+    "StackChange",
+    "VariantState",
+    "alarm_names",
+    "config_name",
+    "deploy",
+    "promote",
+    "read_stack",
+    "rollback",
+    "rollout_status",
+    "version_of",
+    "wait_for_stack",
+]
 
-_VARIANTS_CHANGE = (
-    "variants change: plain blue/green, all at once, no alarm rollback (SageMaker's guardrails need the same "
-    "variant names before and after)"
-)
-
-
-def alarm_names(stage: str) -> dict[str, str]:
-    """The stack's alarms that can stop a rollout, by role (``AlarmName`` in template.yaml)."""
-    return {
-        "api-5xx": f"shoprec-{stage}-api-5xx",
-        "ranker-fallback-rate": f"shoprec-{stage}-ranker-fallback-rate",
-        "ranker-primary-errors": f"shoprec-{stage}-ranker-primary-errors",
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalError",
+        "RequestTimeout",
     }
+)
+"""Error codes of an AWS side that cannot answer now: trying again later may work."""
 
 
 @dataclass(frozen=True)
@@ -123,231 +168,21 @@ class AwsClients:
         )
 
 
-@dataclass(frozen=True)
-class Stack:
-    """What ``DescribeStacks`` says of a shoprec stack: status, parameter values and outputs."""
-
-    name: str
-    stack_id: str
-    status: str
-    parameters: dict[str, str]
-    outputs: dict[str, str]
-    status_reason: str = ""
-
-    @property
-    def busy(self) -> bool:
-        return self.status.endswith("_IN_PROGRESS")
-
-    @property
-    def stage(self) -> str:
-        return self.parameters.get(STAGE, "dev")
-
-    @property
-    def models_url(self) -> str:
-        return f"s3://{self._output(BUCKET_OUTPUT)}/models"
-
-    @property
-    def version_parameter(self) -> str:
-        return self._output(PARAMETER_OUTPUT)
-
-    @property
-    def endpoint(self) -> str | None:
-        """The ranking endpoint's name, or ``None`` when the stack runs none (``ModelDataUrl`` empty)."""
-        return self.outputs.get(ENDPOINT_OUTPUT) or None
-
-    @property
-    def served_version(self) -> str:
-        """``ModelVersion``: what the functions serve (``sha256:<hex>``, or a folder name such as ``v1``)."""
-        return parse_version(
-            self.parameters.get(MODEL_VERSION, ""), source=f"stack {self.name} {MODEL_VERSION}"
-        )
-
-    @property
-    def endpoint_version(self) -> str | None:
-        """The version of the endpoint's primary variant (from ``ModelDataUrl``), or ``None``."""
-        return _version_of(self.parameters.get(MODEL_DATA_URL, ""))
-
-    @property
-    def challenger_version(self) -> str | None:
-        return _version_of(self.parameters.get(CHALLENGER_MODEL_DATA_URL, ""))
-
-    @property
-    def partition(self) -> str:
-        return self.stack_id.split(":")[1]
-
-    @property
-    def region(self) -> str:
-        return self.stack_id.split(":")[3]
-
-    @property
-    def account(self) -> str:
-        return self.stack_id.split(":")[4]
-
-    def _output(self, key: str) -> str:
-        value = self.outputs.get(key)
-        if not value:
-            raise DeploymentError(
-                f"stack {self.name} has no output {key}: was it deployed from an older template.yaml? "
-                "`sam deploy` the current one first"
-            )
-        return value
-
-
-@dataclass(frozen=True)
-class RolloutSpec:
-    """How ``deploy`` rolls a version out.
-
-    ``weight`` is the canary's share of the fleet (0 to 0.5; 0 is blue/green all at once), or with
-    ``challenger`` the challenger variant's share of the traffic. The canary is a whole number of
-    instances: :meth:`canary_instances`. ``monitor_minutes`` (default: the bake time) is how long
-    CloudFormation keeps watching the alarms after the update and rolls the whole update back on one.
-    """
-
-    weight: float = 0.1
-    bake_minutes: float = 10.0
-    termination_wait_minutes: float = 5.0
-    monitor_minutes: int | None = None
-    challenger: bool = False
-    end_challenger: bool = False
-    image: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.challenger and not 0 < self.weight <= 0.5:
-            raise DeploymentError(
-                "--weight must be within (0, 0.5] for a challenger (its share of the traffic), "
-                f"got {self.weight}"
-            )
-        if not 0 <= self.weight <= 0.5:
-            raise DeploymentError(
-                f"--weight must be within [0, 0.5] (SageMaker's canary is at most half the fleet), "
-                f"got {self.weight}"
-            )
-        if self.challenger and self.end_challenger:
-            raise DeploymentError("--challenger and --end-challenger exclude each other")
-        for name, minutes in (
-            ("bake", self.bake_minutes),
-            ("termination-wait", self.termination_wait_minutes),
-        ):
-            if not 0 <= minutes <= 60:
-                raise DeploymentError(f"--{name}-minutes must be within 0..60, got {minutes}")
-        if self.monitor_minutes is not None and not 0 <= self.monitor_minutes <= 180:
-            raise DeploymentError(f"--monitor-minutes must be within 0..180, got {self.monitor_minutes}")
-
-    @property
-    def monitoring(self) -> int:
-        return self.monitor_minutes if self.monitor_minutes is not None else math.ceil(self.bake_minutes)
-
-    def canary_instances(self, fleet: int) -> int:
-        """Instances of a green fleet of ``fleet`` that take the canary's traffic (0: all at once)."""
-        if self.weight == 0 or self.challenger:
-            return 0
-        canary = max(1, math.floor(self.weight * fleet + 0.5))
-        if 2 * canary > fleet:
-            raise DeploymentError(
-                f"a canary of {self.weight:.0%} is {canary} of {fleet} instances, more than the half of "
-                f"the fleet SageMaker allows; raise {MIN_INSTANCES} to 2 or more, or pass --weight 0 for "
-                "an all-at-once blue/green update"
-            )
-        return canary
-
-    def deployment_parameters(self, fleet: int) -> dict[str, str]:
-        """The stack's ``Deployment*`` parameters for a fleet of ``fleet`` instances."""
-        bake_s = round(self.bake_minutes * 60)
-        termination_s = round(self.termination_wait_minutes * 60)
-        timeout_s = PROVISIONING_ALLOWANCE_S + 2 * bake_s + termination_s
-        return {
-            CANARY_INSTANCES: str(self.canary_instances(fleet)),
-            BAKE_SECONDS: str(bake_s),
-            TERMINATION_WAIT_SECONDS: str(termination_s),
-            MAX_EXECUTION_SECONDS: str(min(max(timeout_s, MAX_EXECUTION_S[0]), MAX_EXECUTION_S[1])),
-        }
-
-
-@dataclass(frozen=True)
-class StackChange:
-    """A rollout step's stack update: the parameters it sets (old → new) and what guards it."""
-
-    stack: str
-    version: str
-    changes: dict[str, str]
-    previous: dict[str, str]
-    applied: bool
-    rollback_alarms: tuple[str, ...] = ()
-    monitor_minutes: int = 0
-    fleet: int | None = None
-    canary_instances: int | None = None
-    notes: tuple[str, ...] = ()
-
-    @property
-    def unchanged(self) -> bool:
-        return not self.changes
-
-
-@dataclass(frozen=True)
-class VariantState:
-    name: str
-    model_name: str
-    version: str | None
-    current_weight: float | None
-    instances: int | None
-
-
-@dataclass(frozen=True)
-class RolloutStatus:
-    """What ``shoprec sagemaker status`` shows."""
-
-    stack: str
-    stack_status: str
-    stack_status_reason: str
-    served_version: str
-    served_parameter: str
-    served_now: str | None
-    """The SSM parameter's value now (it differs from ``served_version`` only while an update runs)."""
-    endpoint: str | None = None
-    endpoint_status: str | None = None
-    endpoint_version: str | None = None
-    challenger_version: str | None = None
-    live_config: str | None = None
-    stack_config: str | None = None
-    variants: list[VariantState] = field(default_factory=list)
-    pending_config: str | None = None
-    failure_reason: str = ""
-
-    @property
-    def in_step(self) -> bool:
-        """The endpoint runs the config the stack made (always true without an endpoint)."""
-        if self.endpoint is None:
-            return True
-        return self.live_config is not None and config_name(self.live_config) == config_name(
-            self.stack_config or ""
-        )
-
-
 # --- the steps ----------------------------------------------------------------------------------------
 
 
 def read_stack(name: str, *, clients: AwsClients) -> Stack:
-    try:
-        stacks = clients.cloudformation.describe_stacks(StackName=name)["Stacks"]
-    except ClientError as exc:
-        if "does not exist" in str(exc):
+    """What ``DescribeStacks`` says of stack ``name``; ``DeploymentError`` when there is no such stack."""
+    with _aws(f"DescribeStacks {name}"):
+        try:
+            stacks = clients.cloudformation.describe_stacks(StackName=name)["Stacks"]
+        except ClientError as exc:
+            if "does not exist" not in str(exc):
+                raise
             raise DeploymentError(
                 f"stack {name} does not exist; deploy it with `sam deploy` (infra/README.md)"
             ) from exc
-        raise BackendUnavailableError(f"describe_stacks {name}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise BackendUnavailableError(f"describe_stacks {name}: {exc}") from exc
-    described = stacks[0]
-    return Stack(
-        name=str(described["StackName"]),
-        stack_id=str(described["StackId"]),
-        status=str(described["StackStatus"]),
-        status_reason=str(described.get("StackStatusReason", "")),
-        parameters={
-            str(p["ParameterKey"]): str(p.get("ParameterValue", "")) for p in described.get("Parameters", [])
-        },
-        outputs={str(o["OutputKey"]): str(o["OutputValue"]) for o in described.get("Outputs", [])},
-    )
+    return Stack.from_description(stacks[0])
 
 
 def deploy(
@@ -360,75 +195,10 @@ def deploy(
     challenger variant of an A/B test instead. Refuses while the stack is being updated.
     """
     stack = read_stack(stack_name, clients=clients)
-    _require_idle(stack)
+    require_idle(stack)
     published = ensure_model_data(artifacts_url, s3=clients.s3)
-    if not published.url.startswith(stack.models_url + "/"):
-        raise DeploymentError(
-            f"{published.url} is not in the stack's artifact bucket ({stack.models_url}/...), the only one "
-            "its SageMaker role may read; publish it there with `shoprec sagemaker publish`"
-        )
-    image = spec.image or stack.parameters.get(RANKER_IMAGE, "")
-    if not image:
-        raise DeploymentError(
-            f"stack {stack.name} has no {RANKER_IMAGE}: pass --image with the inference image's ECR URI "
-            "(sagemaker/inference/, docs/deploy.md)"
-        )
-    wanted: dict[str, str] = {RANKER_IMAGE: image}
-    notes: list[str] = []
-    fleet: int | None = None
-    if spec.challenger:
-        if stack.endpoint is None:
-            raise DeploymentError(
-                f"stack {stack.name} runs no endpoint yet: deploy a primary version before a challenger"
-            )
-        wanted[CHALLENGER_MODEL_DATA_URL] = published.model_data_url
-        wanted[PRIMARY_WEIGHT] = f"{1 - spec.weight:g}"
-        wanted[CHALLENGER_WEIGHT] = f"{spec.weight:g}"
-        # A challenger's share is its weight, not a canary: its model moves all at once.
-        wanted.update(spec.deployment_parameters(1))
-        if stack.challenger_version is None:
-            wanted[GUARDRAILS] = "false"
-            notes.append(_VARIANTS_CHANGE)
-        else:
-            wanted[GUARDRAILS] = "true"
-    else:
-        wanted[MODEL_DATA_URL] = published.model_data_url
-        if spec.end_challenger:
-            wanted[CHALLENGER_MODEL_DATA_URL] = ""
-        if stack.endpoint is None:
-            notes.append("creates the endpoint (no canary: there is no previous version)")
-            wanted.update(replace(spec, weight=0).deployment_parameters(1))
-            wanted[GUARDRAILS] = "true"
-        elif spec.end_challenger and stack.challenger_version is not None:
-            wanted.update(replace(spec, weight=0).deployment_parameters(1))
-            wanted[GUARDRAILS] = "false"
-            notes.append(_VARIANTS_CHANGE)
-        else:
-            fleet = _live_fleet(clients.sagemaker, stack)
-            wanted.update(spec.deployment_parameters(fleet))
-            wanted[GUARDRAILS] = "true"
-    changes = _changed(stack, wanted)
-    model_keys = {MODEL_DATA_URL, CHALLENGER_MODEL_DATA_URL, RANKER_IMAGE, PRIMARY_WEIGHT, CHALLENGER_WEIGHT}
-    if not model_keys & changes.keys():
-        # Only the Deployment* parameters would change: the endpoint would be "updated" to its own config.
-        changes = {}
-    alarms = _existing_alarms(
-        clients.cloudwatch, stack, ("api-5xx", "ranker-fallback-rate", "ranker-primary-errors")
-    )
-    return _apply(
-        clients.cloudformation,
-        stack,
-        published.version,
-        changes,
-        dry_run=dry_run,
-        alarms=alarms,
-        monitor_minutes=spec.monitoring,
-        fleet=fleet,
-        canary_instances=int(changes.get(CANARY_INSTANCES, stack.parameters.get(CANARY_INSTANCES, "0")))
-        if changes
-        else None,
-        notes=tuple(notes),
-    )
+    plan = plan_deploy(stack, spec, published, live_fleet=lambda: _live_fleet(clients.sagemaker, stack))
+    return _apply(clients, stack, plan, dry_run=dry_run)
 
 
 def promote(
@@ -451,42 +221,14 @@ def promote(
     stack = read_stack(stack_name, clients=clients)
     if stack.busy and wait:
         stack = wait_for_stack(stack_name, clients=clients, poll_s=poll_s)
-    _require_idle(stack)
+    require_idle(stack)
+    target = promote_target(stack, version)
     if stack.endpoint is not None:
-        target = stack.endpoint_version
-        assert target is not None  # an endpoint exists only with a ModelDataUrl
-        if version is not None and full_version(version) != target:
-            raise DeploymentError(
-                f"the endpoint serves {target}, not {full_version(version)}; deploy that version first"
-            )
-        state = rollout_status(stack_name, clients=clients, stack=stack)
-        if not state.in_step:
-            raise DeploymentError(
-                f"endpoint {stack.endpoint} runs config {state.live_config}, not the stack's "
-                f"{state.stack_config}: SageMaker rolled the deployment back; `shoprec sagemaker rollback` "
-                "puts the stack back in step"
-            )
+        require_in_step(stack, rollout_status(stack_name, clients=clients, stack=stack))
     else:
-        if version is None:
-            raise DeploymentError(
-                f"stack {stack.name} runs no endpoint: name the version to serve (a bundle published to "
-                f"{stack.models_url})"
-            )
-        target = full_version(version)
         read_remote_manifest(model_url(stack.models_url, target), s3=clients.s3)  # published and readable
-    if not 0 <= monitor_minutes <= 180:
-        raise DeploymentError(f"--monitor-minutes must be within 0..180, got {monitor_minutes}")
-    changes = _changed(stack, {MODEL_VERSION: version_hex(target)})
-    alarms = _existing_alarms(clients.cloudwatch, stack, ("api-5xx", "ranker-fallback-rate"))
-    return _apply(
-        clients.cloudformation,
-        stack,
-        target,
-        changes,
-        dry_run=dry_run,
-        alarms=alarms,
-        monitor_minutes=monitor_minutes,
-    )
+    plan = plan_promote(stack, target, monitor_minutes=monitor_minutes)
+    return _apply(clients, stack, plan, dry_run=dry_run)
 
 
 def rollback(
@@ -500,40 +242,18 @@ def rollback(
     before it. No canary and no rollback alarms: going back must not wait, nor be undone.
     """
     stack = read_stack(stack_name, clients=clients)
-    if stack.busy:
-        raise DeploymentError(
-            f"stack {stack.name} is {stack.status}; an update in progress is rolled back by CloudFormation "
-            f"(`aws cloudformation cancel-update-stack --stack-name {stack.name}`) — roll back once it ends"
-        )
-    current = stack.endpoint_version if stack.endpoint is not None else stack.served_version
-    if to_version is not None:
-        target = full_version(to_version)
-    else:
-        history = SsmModelVersion(stack.version_parameter, client=clients.ssm).history()
-        # Only content-hash versions can go on the endpoint; a name like the stack's initial "v1" is skipped.
-        earlier = [v for v in reversed(history) if v != current and v.startswith("sha256:")]
-        if not earlier:
-            raise DeploymentError(
-                f"no earlier version in {stack.version_parameter}'s history to roll back to; "
-                "pass --to VERSION"
-            )
-        target = earlier[0]
-    wanted = {MODEL_VERSION: version_hex(target)}
+    require_rollback_possible(stack)
+    history = (
+        SsmModelVersion(stack.version_parameter, client=clients.ssm).history() if to_version is None else []
+    )
+    target = rollback_target(stack, history, to_version)
+    url = model_url(stack.models_url, target)
     if stack.endpoint is not None:
-        published = ensure_model_data(model_url(stack.models_url, target), s3=clients.s3)
-        wanted |= {
-            MODEL_DATA_URL: published.model_data_url,
-            GUARDRAILS: "false",  # an alarm in ALARM right now must not undo the rollback
-            CANARY_INSTANCES: "0",
-            BAKE_SECONDS: "0",
-            TERMINATION_WAIT_SECONDS: "0",
-        }
+        model_data_url: str | None = ensure_model_data(url, s3=clients.s3).model_data_url
     else:
-        read_remote_manifest(model_url(stack.models_url, target), s3=clients.s3)
-    changes = _changed(stack, wanted)
-    if MODEL_VERSION not in changes and MODEL_DATA_URL not in changes:
-        changes = {}
-    return _apply(clients.cloudformation, stack, target, changes, dry_run=dry_run)
+        read_remote_manifest(url, s3=clients.s3)
+        model_data_url = None
+    return _apply(clients, stack, plan_rollback(stack, target, model_data_url), dry_run=dry_run)
 
 
 def rollout_status(stack_name: str, *, clients: AwsClients, stack: Stack | None = None) -> RolloutStatus:
@@ -591,17 +311,6 @@ def rollout_status(stack_name: str, *, clients: AwsClients, stack: Stack | None 
     )
 
 
-FAILED_STATES = frozenset(
-    {
-        "UPDATE_ROLLBACK_COMPLETE",
-        "UPDATE_ROLLBACK_FAILED",
-        "UPDATE_FAILED",
-        "ROLLBACK_COMPLETE",
-        "ROLLBACK_FAILED",
-    }
-)
-
-
 def wait_for_stack(
     stack_name: str,
     *,
@@ -626,68 +335,46 @@ def wait_for_stack(
             raise DeploymentError(f"stack {stack_name} still {stack.status} after {timeout_s / 60:.0f} min")
         sleep(poll_s)
     if stack.status in FAILED_STATES:
-        reasons = _failure_reasons(clients.cloudformation, stack_name)
+        events = _call(clients.cloudformation.describe_stack_events, StackName=stack_name)
+        reasons = failure_reasons(events.get("StackEvents", []), stack_name)
         raise DeploymentError(
             f"stack {stack_name} ended {stack.status}: " + ("; ".join(reasons) or stack.status_reason or "?")
         )
     return stack
 
 
-def config_name(value: str) -> str:
-    """An endpoint config's name from its name or its ARN (what CloudFormation gives as its physical id:
-    ``arn:aws:sagemaker:<region>:<account>:endpoint-config/<name>``), in lower case as ARNs write it."""
-    return value.rpartition(":endpoint-config/")[2].lower() if ":endpoint-config/" in value else value.lower()
+# --- I/O ----------------------------------------------------------------------------------------------
 
 
-# --- internals ----------------------------------------------------------------------------------------
-
-
-def _version_of(model_data_url: str) -> str | None:
-    """``s3://b/models/<hex>/model.tar.gz`` → ``sha256:<hex>``; ``None`` for an empty parameter."""
-    if not model_data_url:
-        return None
-    folder, _, name = model_data_url.rstrip("/").rpartition("/")
-    if name != MODEL_TARBALL:
-        raise DeploymentError(f"{model_data_url!r} is not a models/<version>/{MODEL_TARBALL} URL")
-    return full_version(folder.rpartition("/")[2])
-
-
-def _require_idle(stack: Stack) -> None:
-    if stack.busy:
-        raise DeploymentError(
-            f"stack {stack.name} is {stack.status}; run again once the update ended "
-            "(`shoprec sagemaker status`, or --wait)"
-        )
-    if stack.status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED"):
-        raise DeploymentError(f"stack {stack.name} is {stack.status} and cannot be updated; fix it first")
-
-
-def _changed(stack: Stack, wanted: Mapping[str, str]) -> dict[str, str]:
-    missing = sorted(k for k in wanted if k not in stack.parameters)
-    if missing:
-        raise DeploymentError(
-            f"stack {stack.name} has no parameter {', '.join(missing)}: it was deployed from an older "
-            "template.yaml; `sam deploy` the current one first"
-        )
-    return {k: v for k, v in wanted.items() if _normal(stack.parameters[k]) != _normal(v)}
-
-
-def _normal(value: str) -> str:
-    """Numbers compare as numbers (``"0.9"`` and ``"0.90"``), anything else as text."""
+@contextmanager
+def _aws(what: str) -> Iterator[None]:
+    """The one place where an SDK error of these steps becomes a domain error: AWS unable to answer now
+    (throttling, its own faults, no connection) is :class:`BackendUnavailableError`; any other refusal is
+    :class:`DeploymentError`, whose message carries AWS's. A call that expects a particular error catches
+    that one inside the block; domain errors raised inside pass through."""
     try:
-        return repr(float(value))
-    except ValueError:
-        return value
+        yield
+    except ShopRecError:
+        raise
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in _UNAVAILABLE_CODES or status >= 500:
+            raise BackendUnavailableError(f"{what}: {exc}") from exc
+        raise DeploymentError(f"{what} failed: {exc}") from exc
+    except BotoCoreError as exc:
+        raise BackendUnavailableError(f"{what}: {exc}") from exc
+
+
+def _call(method: Any, **kwargs: Any) -> Any:
+    """``method(**kwargs)``, its errors mapped by :func:`_aws` (named after the SDK method)."""
+    with _aws(getattr(method, "__name__", "AWS request")):
+        return method(**kwargs)
 
 
 def _live_fleet(sagemaker: Any, stack: Stack) -> int:
-    """Instances the primary variant runs now (what auto scaling chose), else the stack's minimum."""
     assert stack.endpoint is not None
-    described = _call(sagemaker.describe_endpoint, EndpointName=stack.endpoint)
-    for variant in described.get("ProductionVariants", []):
-        if variant.get("VariantName") == PRIMARY_VARIANT and variant.get("CurrentInstanceCount"):
-            return int(variant["CurrentInstanceCount"])
-    return int(stack.parameters.get(MIN_INSTANCES, "1"))
+    return live_fleet_of(stack, _call(sagemaker.describe_endpoint, EndpointName=stack.endpoint))
 
 
 def _existing_alarms(cloudwatch: Any, stack: Stack, roles: Iterable[str]) -> tuple[str, ...]:
@@ -698,110 +385,46 @@ def _existing_alarms(cloudwatch: Any, stack: Stack, roles: Iterable[str]) -> tup
     return tuple(n for n in names if n in exists)
 
 
-def _apply(
-    cloudformation: Any,
-    stack: Stack,
-    version: str,
-    changes: dict[str, str],
-    *,
-    dry_run: bool,
-    alarms: tuple[str, ...] = (),
-    monitor_minutes: int = 0,
-    **details: Any,
-) -> StackChange:
-    """Send ``changes`` as one stack update guarded by ``alarms`` (none when empty or ``dry_run``) and
-    describe it; ``details`` are the step's own fields of :class:`StackChange`."""
+def _apply(clients: AwsClients, stack: Stack, plan: Plan, *, dry_run: bool) -> StackChange:
+    """Send the plan's changes as one stack update guarded by its alarms that exist (nothing is sent when
+    there are no changes or on ``dry_run``) and describe it."""
+    alarms = _existing_alarms(clients.cloudwatch, stack, plan.alarm_roles) if plan.alarm_roles else ()
     applied = (
-        bool(changes)
+        bool(plan.changes)
         and not dry_run
-        and _update_stack(cloudformation, stack, changes, alarms=alarms, monitor_minutes=monitor_minutes)
+        and _update_stack(clients.cloudformation, stack, plan, alarms=alarms)
     )
     return StackChange(
         stack=stack.name,
-        version=version,
-        changes=changes,
-        previous={k: stack.parameters.get(k, "") for k in changes},
+        version=plan.version,
+        changes=plan.changes,
+        previous={k: stack.parameters.get(k, "") for k in plan.changes},
         applied=applied,
         rollback_alarms=alarms,
-        monitor_minutes=monitor_minutes if alarms else 0,
-        **details,
+        monitor_minutes=plan.monitor_minutes if alarms else 0,
+        fleet=plan.fleet,
+        canary_instances=plan.canary_instances,
+        notes=plan.notes,
     )
 
 
-def _update_stack(
-    cloudformation: Any,
-    stack: Stack,
-    changes: Mapping[str, str],
-    *,
-    alarms: Iterable[str],
-    monitor_minutes: int,
-) -> bool:
-    """UpdateStack with the previous template: ``changes`` set, every other parameter kept; ``False`` when
-    CloudFormation finds nothing to do."""
-    parameters = [
-        {"ParameterKey": key, "ParameterValue": changes[key]}
-        if key in changes
-        else {"ParameterKey": key, "UsePreviousValue": True}
-        for key in stack.parameters
-    ]
-    request: dict[str, Any] = {
-        "StackName": stack.name,
-        "UsePreviousTemplate": True,
-        "Parameters": parameters,
-        "Capabilities": list(CAPABILITIES),
-    }
-    triggers = [
-        {
-            "Arn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:{name}",
-            "Type": "AWS::CloudWatch::Alarm",
-        }
-        for name in alarms
-    ]
-    if triggers:
-        request["RollbackConfiguration"] = {
-            "RollbackTriggers": triggers,
-            "MonitoringTimeInMinutes": monitor_minutes,
-        }
-    try:
-        cloudformation.update_stack(**request)
-    except ClientError as exc:
-        if "No updates are to be performed" in str(exc):
+def _update_stack(cloudformation: Any, stack: Stack, plan: Plan, *, alarms: Iterable[str]) -> bool:
+    """UpdateStack with the previous template; ``False`` when CloudFormation finds nothing to do."""
+    request = update_request(stack, plan.changes, alarms=alarms, monitor_minutes=plan.monitor_minutes)
+    with _aws(f"UpdateStack {stack.name}"):
+        try:
+            cloudformation.update_stack(**request)
+        except ClientError as exc:
+            if "No updates are to be performed" not in str(exc):
+                raise
             return False
-        raise DeploymentError(f"UpdateStack {stack.name} failed: {exc}") from exc
-    except BotoCoreError as exc:
-        raise BackendUnavailableError(f"UpdateStack {stack.name}: {exc}") from exc
     return True
 
 
-def _failure_reasons(cloudformation: Any, stack_name: str) -> list[str]:
-    """The reasons of the resources that failed in the stack's latest update, oldest first."""
-    reasons: list[str] = []
-    events = _call(cloudformation.describe_stack_events, StackName=stack_name).get("StackEvents", [])
-    for event in events:  # newest first
-        status = str(event.get("ResourceStatus", ""))
-        if event.get("LogicalResourceId") == stack_name and status in ("UPDATE_IN_PROGRESS",):
-            break  # the start of the latest update
-        if status.endswith("_FAILED") and event.get("ResourceStatusReason"):
-            reasons.append(f"{event['LogicalResourceId']}: {event['ResourceStatusReason']}")
-    return list(reversed(reasons))
-
-
 def _model_version(sagemaker: Any, model_name: str) -> str | None:
-    try:
-        model = sagemaker.describe_model(ModelName=model_name)
-    except ClientError:
-        return None  # deleted, or not made by shoprec
-    value = model.get("PrimaryContainer", {}).get("Environment", {}).get(VERSION_ENV)
-    try:
-        return full_version(str(value)) if value else None
-    except ValueError:
-        return None
-
-
-def _call(method: Any, **kwargs: Any) -> Any:
-    try:
-        return method(**kwargs)
-    except ClientError as exc:
-        raise DeploymentError(f"{exc.operation_name} failed: {exc}") from exc
-    except BotoCoreError as exc:
-        raise BackendUnavailableError(f"AWS request failed: {exc}") from exc
+    with _aws(f"DescribeModel {model_name}"):
+        try:
+            model = sagemaker.describe_model(ModelName=model_name)
+        except ClientError:
+            return None  # deleted, or not made by shoprec
+    return model_version_of(model)
