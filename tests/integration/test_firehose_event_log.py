@@ -13,6 +13,7 @@ from tests.unit.fakes import event
 
 from shoprec.adapters.aws.clients import aws_client
 from shoprec.adapters.aws.firehose_event_log import FirehoseEventLog
+from shoprec.adapters.event_records import without_user
 from shoprec.errors import BackendUnavailableError
 from shoprec.ports import EventLog
 
@@ -86,6 +87,38 @@ def test_erasing_a_user_rewrites_the_objects_that_hold_them_and_deletes_those_le
     assert [(r["user_id"], r["item_id"]) for r in log_records] == [("u2", "p2")]
     assert len(objects) == 2
     assert log.erase_user("u1") == 0
+
+
+class RacingS3:
+    """The S3 client, except that another erasure (of ``other``) rewrites the object between our read and
+    our first write."""
+
+    def __init__(self, s3: Any, other: str) -> None:
+        self._s3, self._other, self.raced = s3, other, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+    def put_object(self, **kwargs: Any) -> Any:
+        if not self.raced:
+            self.raced = True
+            body = self._s3.get_object(Bucket=kwargs["Bucket"], Key=kwargs["Key"])["Body"].read()
+            self._s3.put_object(
+                Bucket=kwargs["Bucket"], Key=kwargs["Key"], Body=without_user(body, self._other)[0]
+            )
+        return self._s3.put_object(**kwargs)
+
+
+def test_an_erasure_that_lost_a_race_reads_the_object_again_instead_of_restoring_the_other_users(
+    s3: Any, stream: tuple[str, str]
+) -> None:
+    name, bucket = stream
+    FirehoseEventLog(name).append([event("u1", "p1", 1), event("u2", "p2", 2), event("u3", "p3", 3)])
+    racing = RacingS3(s3, other="u2")
+    assert FirehoseEventLog(name, s3=racing).erase_user("u1") == 1
+    assert racing.raced
+    (records,) = logged(s3, bucket).values()
+    assert [r["user_id"] for r in records] == ["u3"]  # u2 stays erased
 
 
 def test_an_unknown_stream_is_a_backend_error(moto_server: str) -> None:

@@ -6,8 +6,8 @@ Firehose acknowledges a record once it holds it durably, so an acknowledged even
 it reports failed are sent again once, then the batch fails with ``BackendUnavailableError``.
 
 Erasure (``DELETE /v1/users/{id}``) is a compaction: every object under the stream's prefix is read and,
-when it holds the user's records, written again without them (or deleted when nothing is left). The
-bucket and prefix are read from the stream's description. Two limits, documented in
+when it holds the user's records, written again without them, conditionally on its ETag (or deleted when
+nothing is left). The bucket and prefix are read from the stream's description. Two limits, documented in
 ``docs/event-log.md``: the cost is a read of the whole log per deletion, and records still in the stream's
 buffer at the deletion (at most its buffering interval) reach S3 after it.
 """
@@ -27,6 +27,10 @@ from shoprec.errors import BackendUnavailableError
 
 MAX_BATCH_RECORDS = 500
 """PutRecordBatch takes at most 500 records (and 4 MiB; events are a few hundred bytes each)."""
+
+
+MAX_REWRITES = 5
+"""Attempts to rewrite one object that other erasures keep changing between our read and our write."""
 
 
 def _utc_now() -> datetime:
@@ -100,17 +104,38 @@ class FirehoseEventLog:
         pages = self._call("ListObjectsV2", lambda: list(paginator.paginate(Bucket=bucket, Prefix=prefix)))
         for page in pages:
             for obj in page.get("Contents", []):
-                key = obj["Key"]
-                body = self._call("GetObject", self.s3.get_object, Bucket=bucket, Key=key)["Body"].read()
-                kept, dropped = without_user(body, user_id)
-                if not dropped:
-                    continue
-                if kept:
-                    self._call("PutObject", self.s3.put_object, Bucket=bucket, Key=key, Body=kept)
-                else:
-                    self._call("DeleteObject", self.s3.delete_object, Bucket=bucket, Key=key)
-                erased += dropped
+                erased += self._erase_in(bucket, obj["Key"], user_id)
         return erased
+
+    def _erase_in(self, bucket: str, key: str, user_id: str) -> int:
+        """Rewrite one object without the user's records. The write is conditional on the object being the
+        one read (``If-Match`` its ETag): another erasure that rewrote it meanwhile makes this one read it
+        again, instead of writing back the records that one removed. A delete needs no condition: only
+        erasures change an object, and they only remove records, so one left empty stays empty."""
+        for _ in range(MAX_REWRITES):
+            got = self._call("GetObject", self.s3.get_object, Bucket=bucket, Key=key)
+            kept, dropped = without_user(got["Body"].read(), user_id)
+            if not dropped:
+                return 0
+            if not kept:
+                self._call("DeleteObject", self.s3.delete_object, Bucket=bucket, Key=key)
+                return dropped
+            try:
+                self.s3.put_object(Bucket=bucket, Key=key, Body=kept, IfMatch=got["ETag"])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "PreconditionFailed":
+                    raise BackendUnavailableError(
+                        f"event log {self.describe()}: PutObject failed: {exc}"
+                    ) from exc
+                continue
+            except BotoCoreError as exc:
+                raise BackendUnavailableError(
+                    f"event log {self.describe()}: PutObject failed: {exc}"
+                ) from exc
+            return dropped
+        raise BackendUnavailableError(
+            f"event log {self.describe()}: s3://{bucket}/{key} changed under {MAX_REWRITES} rewrites in a row"
+        )
 
     def describe(self) -> str:
         return f"firehose://{self.stream}"
