@@ -242,4 +242,4 @@ def test_cli_report_on_a_folder_that_is_no_bundle_exits_2(tmp_path: Path) -> Non
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
 
     assert result.exit_code == 2
-    assert "no readable manifest.json" in " ".join(result.output.split())
+    assert "manifest.json: cannot read it" in " ".join(result.output.split())

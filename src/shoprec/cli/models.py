@@ -260,33 +260,18 @@ def report(
 ) -> None:
     """Build the bundle's training report as one self-contained HTML page (curves, metric tables,
     coverage, fusion, file sizes) from its metrics.json, training_log.json and manifest.json."""
-    from shoprec.training.report_html import html_report_for_bundle
+    from shoprec.training.report_html import html_report_for_bundle, listed_paths
 
     with cli_errors():
-        listed = _listed_files(artifacts)
-        if out is not None and out.resolve() in listed:
+        if out is not None and out.resolve() in listed_paths(artifacts):
             # The manifest's checksums cover it: rewriting it would make the bundle fail verification.
             raise ValueError(f"--out {out} is a file of the bundle; write the report elsewhere")
-        try:
-            page = html_report_for_bundle(artifacts)
-        except (OSError, KeyError, TypeError) as exc:
-            raise ValueError(f"{artifacts}: not a readable bundle ({exc})") from exc
+        page = html_report_for_bundle(artifacts)
     if out is None:
         sys.stdout.write(page)
         return
-    with cli_errors():
-        try:
-            out.write_text(page, encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"cannot write {out}: {exc}") from exc
-    console.print(f"report [bold]{escape(str(out))}[/]")
-
-
-def _listed_files(bundle: Path) -> set[Path]:
-    """The resolved paths of the files ``bundle``'s manifest lists (and the manifest itself)."""
-    manifest = bundle / "manifest.json"
     try:
-        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-        return {manifest.resolve(), *((bundle / str(f["name"])).resolve() for f in files)}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{bundle}: no readable manifest.json ({exc})") from exc
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        fail(ValueError(f"cannot write {out}: {exc}"))
+    console.print(f"report [bold]{escape(str(out))}[/]")

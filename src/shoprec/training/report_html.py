@@ -18,6 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from shoprec.artifacts.specs import MANIFEST
+from shoprec.errors import ArtifactError
+
 REPORT_HTML = "report.html"
 
 _PIPELINE = "pipeline"
@@ -44,17 +47,31 @@ figcaption, p.note { color: #555; font-size: 0.85rem; }
 
 def html_report_for_bundle(bundle_dir: Path) -> str:
     """The report of the bundle in ``bundle_dir``, from its ``metrics.json``, ``training_log.json`` and
-    ``manifest.json``."""
-    manifest = _read_json(bundle_dir / "manifest.json")
-    files = {str(f["name"]): int(f["size"]) for f in manifest.get("files", [])}
-    files["manifest.json"] = (bundle_dir / "manifest.json").stat().st_size
+    ``manifest.json``; :class:`ArtifactError` when one is missing or unreadable."""
+    manifest = _read_json(bundle_dir / MANIFEST)
+    try:
+        files = {str(f["name"]): int(f["size"]) for f in manifest["files"]}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{bundle_dir / MANIFEST}: no file list with sizes ({exc!r})") from exc
+    files[MANIFEST] = (bundle_dir / MANIFEST).stat().st_size
     return render_html_report(
-        dataset=manifest.get("dataset", {}),
+        dataset=manifest.get("dataset") or {},
         metrics=_read_json(bundle_dir / "metrics.json"),
         training_log=_read_json(bundle_dir / "training_log.json"),
         files=files,
         version=str(manifest.get("model_version", "")),
     )
+
+
+def listed_paths(bundle_dir: Path) -> set[Path]:
+    """The resolved paths of the manifest and of every file it lists: rewriting one of them would make
+    the bundle fail verification."""
+    manifest = _read_json(bundle_dir / MANIFEST)
+    try:
+        names = [str(f["name"]) for f in manifest["files"]]
+    except (KeyError, TypeError) as exc:
+        raise ArtifactError(f"{bundle_dir / MANIFEST}: no file list ({exc!r})") from exc
+    return {(bundle_dir / MANIFEST).resolve(), *((bundle_dir / name).resolve() for name in names)}
 
 
 def file_sizes(folder: Path) -> dict[str, int]:
@@ -294,9 +311,12 @@ def _sizes_section(files: Mapping[str, int]) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    value = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: cannot read it ({exc})") from exc
     if not isinstance(value, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise ArtifactError(f"{path}: expected a JSON object")
     return value
 
 
