@@ -14,6 +14,7 @@ import base64
 import html
 import io
 import json
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -381,7 +382,10 @@ def _cell(value: Any) -> str:
     """A value as table text: floats to 4 decimals (more digits for tiny ones), anything else as is."""
     if isinstance(value, bool) or value is None:
         return "-" if value is None else str(value)
-    if isinstance(value, float):
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):  # numpy floats of a report rendered before the JSON is written
+        value = float(value)
         return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3g}"
     return str(value)
 
