@@ -13,7 +13,6 @@ import typer
 from rich.table import Table
 
 from shoprec.cli.common import cli_errors, console, stdout_console
-from shoprec.deploy.errors import DeploymentError
 
 if TYPE_CHECKING:
     from shoprec.deploy.rollout import AwsClients, StackChange
@@ -94,15 +93,16 @@ def sagemaker_train(
     ] = None,
 ) -> None:
     """Launch a SageMaker training job running sagemaker/training/train.py (SDK v3 ModelTrainer)."""
-    from shoprec.deploy.models import publish_model_tarball
-    from shoprec.deploy.rollout import AwsClients
     from shoprec.deploy.training_jobs import (
         TrainingJobSpec,
         TrainingStatus,
         launch_training_job,
         parse_hyperparameters,
-        wait_for_training_job,
+        publish_when_done,
     )
+
+    def show(status: TrainingStatus) -> None:
+        _say(f"  {status.status:<11} {status.secondary_status}")
 
     with cli_errors():
         spec = TrainingJobSpec(
@@ -118,24 +118,12 @@ def sagemaker_train(
             hyperparameters=parse_hyperparameters(hp or []),
             image=image,
         )
+        models_url = _models_url(models, bucket) if wait else None
         job = launch_training_job(spec)
         _say(f"training job [bold]{job.name}[/] started; bundle will be {job.model_data_url}")
-        if not wait:
+        if models_url is None:
             return
-
-        def show(status: TrainingStatus) -> None:
-            _say(f"  {status.status:<11} {status.secondary_status}")
-
-        final = wait_for_training_job(job.name, on_change=show)
-        if final.status != "Completed":
-            raise DeploymentError(
-                f"training job {job.name} {final.status}: {final.failure_reason or 'no reason given'}"
-            )
-        published = publish_model_tarball(
-            final.model_data_url or job.model_data_url,
-            _models_url(models, bucket),
-            s3=AwsClients.default().s3,
-        )
+        published = publish_when_done(job, models_url, on_change=show)
     _say(f"published version {published.version} to {published.url}")
     _say(f"next: shoprec sagemaker deploy --stack shoprec-<stage> --artifacts {published.url}")
 
@@ -343,16 +331,9 @@ def _report_change(change: StackChange, *, dry_run: bool) -> None:
 
 
 def _wait_in_step(name: str, clients: AwsClients) -> None:
-    from shoprec.deploy.rollout import rollout_status, wait_for_stack
+    from shoprec.deploy.rollout import wait_in_step
 
-    wait_for_stack(name, clients=clients, on_status=lambda s: _say(f"  {name} {s}"))
-    state = rollout_status(name, clients=clients)
-    if not state.in_step:
-        raise DeploymentError(
-            f"the stack updated but endpoint {state.endpoint} runs {state.live_config}, not "
-            f"{state.stack_config}: SageMaker rolled the deployment back (an alarm); run "
-            "`shoprec sagemaker rollback` to put the stack back in step"
-        )
+    state = wait_in_step(name, clients=clients, on_status=lambda s: _say(f"  {name} {s}"))
     _say(f"stack {name} updated; endpoint {state.endpoint or '(none)'} in step")
 
 

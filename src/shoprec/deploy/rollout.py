@@ -130,6 +130,7 @@ __all__ = [
     "rollout_status",
     "version_of",
     "wait_for_stack",
+    "wait_in_step",
 ]
 
 _UNAVAILABLE_CODES = frozenset(
@@ -341,6 +342,22 @@ def wait_for_stack(
             f"stack {stack_name} ended {stack.status}: " + ("; ".join(reasons) or stack.status_reason or "?")
         )
     return stack
+
+
+def wait_in_step(
+    stack_name: str, *, clients: AwsClients, on_status: Callable[[str], None] | None = None
+) -> RolloutStatus:
+    """Wait for the stack's update (:func:`wait_for_stack`), then check the endpoint followed it:
+    ``DeploymentError`` when SageMaker rolled the deployment back while CloudFormation succeeded."""
+    wait_for_stack(stack_name, clients=clients, on_status=on_status)
+    state = rollout_status(stack_name, clients=clients)
+    if not state.in_step:
+        raise DeploymentError(
+            f"the stack updated but endpoint {state.endpoint} runs {state.live_config}, not "
+            f"{state.stack_config}: SageMaker rolled the deployment back (an alarm); run "
+            "`shoprec sagemaker rollback` to put the stack back in step"
+        )
+    return state
 
 
 # --- I/O ----------------------------------------------------------------------------------------------

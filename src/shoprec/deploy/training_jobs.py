@@ -23,6 +23,7 @@ from typing import Any
 from shoprec.adapters.aws.clients import aws_client, aws_region
 from shoprec.adapters.aws.s3_artifacts import parse_s3_url
 from shoprec.deploy.errors import DeploymentError
+from shoprec.deploy.models import PublishedModel, publish_model_tarball
 from shoprec.training.config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -282,3 +283,29 @@ def wait_for_training_job(
         if status.done:
             return status
         sleep(poll_s)
+
+
+def publish_when_done(
+    job: TrainingJob,
+    models_url: str,
+    *,
+    on_change: Callable[[TrainingStatus], None],
+    s3: Any = None,
+    sagemaker: Any = None,
+    poll_s: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PublishedModel:
+    """Follow ``job`` until it ends and publish its bundle to ``{models_url}/{version}/`` (the train → wait
+    → publish of ``shoprec sagemaker train --wait``). ``DeploymentError`` when the job did not complete."""
+    final = wait_for_training_job(
+        job.name, on_change=on_change, poll_s=poll_s, sagemaker=sagemaker, sleep=sleep
+    )
+    if final.status != "Completed":
+        raise DeploymentError(
+            f"training job {job.name} {final.status}: {final.failure_reason or 'no reason given'}"
+        )
+    return publish_model_tarball(
+        final.model_data_url or job.model_data_url,
+        models_url,
+        s3=s3 if s3 is not None else aws_client("s3", timeout_s=60),
+    )
