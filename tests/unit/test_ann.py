@@ -40,7 +40,8 @@ def table(n: int = 300, d: int = 8, seed: int = 0) -> np.ndarray:
 @pytest.fixture
 def indexed(tmp_path: Path) -> tuple[np.ndarray, AnnIndex]:
     vectors = table()
-    spec = build_vector_index(vectors, tmp_path, "v.usearch", min_items=0, dtype="f32")
+    # One thread: a deterministic graph (parallel inserts make it, and its rare misses, vary run to run).
+    spec = build_vector_index(vectors, tmp_path, "v.usearch", min_items=0, dtype="f32", threads=1)
     assert spec is not None
     return vectors, load_vector_index(tmp_path / spec.file, spec, vectors)
 
