@@ -68,13 +68,13 @@ def test_finish_each_k_fuses_once_and_gives_each_k_the_list_a_request_for_k_item
     prepared = pipeline.prepare(REQUESTS)
     lists = pipeline.finish_each_k(prepared, (2, 5, 8))
     assert sorted(lists) == [2, 5, 8]
-    for k, recs in lists.items():
+    for k, listed_k in lists.items():
         expected = pipeline.finish(prepared.with_k(k), explain=False)
-        assert [[(c.item, c.score) for c in r.items] for r in recs] == [
-            [(c.item, c.score) for c in r.items] for r in expected
-        ]
-        assert all(len(r.items) <= k for r in recs)
-    assert len(lists[8][0].items) > len(lists[2][0].items)
+        assert [r.items.tolist() for r in listed_k] == [[c.item for c in r.items] for r in expected]
+        assert [r.candidates.tolist() for r in listed_k] == [r.candidates.tolist() for r in expected]
+        assert [r.degraded for r in listed_k] == [r.degraded for r in expected]
+        assert all(r.items.size <= k for r in listed_k)
+    assert lists[8][0].items.size > lists[2][0].items.size
 
 
 def test_a_fusion_without_the_ranker_never_calls_it() -> None:

@@ -37,7 +37,8 @@ from shoprec.evaluation.metrics import (
     recall_at_k,
 )
 from shoprec.evaluation.protocol import EvalResult, Protocol, sample_negatives
-from shoprec.pipeline import Prepared, Recommendation, RecommendationPipeline, Request
+from shoprec.pipeline import Prepared, RecommendationPipeline, Request
+from shoprec.pipeline.core import Listed
 from shoprec.ranking.fusion import Fusion
 
 IntArray = npt.NDArray[np.int64]
@@ -147,12 +148,13 @@ class _FullCollector:
         self.in_candidates = np.zeros(n, dtype=np.bool_)
         self.degraded = np.zeros(n, dtype=np.bool_)
 
-    def add(self, start: int, recs: Sequence[Recommendation], tgt: IntArray) -> None:
+    def add(self, start: int, recs: Sequence[Listed], tgt: IntArray) -> None:
         for u, rec in enumerate(recs, start=start):
-            items = [c.item for c in rec.items]
-            self.lists[u, : len(items)] = items
-            if tgt[u] in items:
-                self.ranks[u] = items.index(int(tgt[u]))
+            items = rec.items
+            self.lists[u, : items.size] = items
+            at = np.flatnonzero(items == tgt[u])
+            if at.size:
+                self.ranks[u] = int(at[0])
             self.in_candidates[u] = bool(np.any(rec.candidates == tgt[u]))
             self.degraded[u] = rec.degraded
 

@@ -51,6 +51,7 @@ from shoprec.recall.channels import (
     PopularityChannel,
     RecallChannel,
     RecallContext,
+    Recalled,
     top_n,
 )
 from shoprec.recall.merge import MergePolicy, merge_candidates
@@ -97,6 +98,16 @@ class Recommendation:
     ranker_fallback: bool = False
     candidates_per_channel: dict[str, int] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class Listed:
+    """A finished list as offline evaluation reads it: the items (indices, best first), the candidate set
+    handed to ranking and whether the list was degraded."""
+
+    items: IntArray
+    candidates: IntArray
+    degraded: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,7 +247,7 @@ class RecommendationPipeline:
         reads the candidates' signals from it."""
         t0 = self.clock() if start is None else start
         laps = _Laps(self.clock)
-        recalled = [self._recall(r) for r in requests]
+        recalled = self._recall_batch(requests)
         laps.lap("recall")
         ranked = self._rank(recalled, t0 if deadline else None)
         laps.lap("rank")
@@ -252,13 +263,21 @@ class RecommendationPipeline:
         laps.lap("fusion")
         return self._finish_fused(prepared, fused, laps, explain)
 
-    def finish_each_k(self, prepared: Prepared, ks: Sequence[int]) -> dict[int, list[Recommendation]]:
-        """:meth:`finish` of ``prepared.with_k(k)`` for each ``k`` in ``ks``, without reasons (offline
-        evaluation), fusing once: the fused scores do not depend on ``k``, only the re-rank does."""
+    def finish_each_k(self, prepared: Prepared, ks: Sequence[int]) -> dict[int, list[Listed]]:
+        """The items :meth:`finish` of ``prepared.with_k(k)`` returns, for each ``k`` in ``ks`` (offline
+        evaluation): fused once, since the fused scores do not depend on ``k`` (only the re-rank does),
+        and without building the items' candidates and reasons, which scoring a list does not read."""
         fused = self._fuse(prepared.recalled, prepared.ranked)
-        return {
-            k: self._finish_fused(prepared.with_k(k), fused, _Laps(self.clock), explain=False) for k in ks
-        }
+        fallback = prepared.ranked.fallback
+        out: dict[int, list[Listed]] = {}
+        for k in ks:
+            lists = []
+            for rec, scores in zip(prepared.recalled, fused, strict=True):
+                positions = self._rerank_positions(replace(rec.request, k=k), rec, scores)
+                items = rec.signals.items[positions]
+                lists.append(Listed(items, rec.signals.items, degraded=fallback and not rec.cold))
+            out[k] = lists
+        return out
 
     def _finish_fused(
         self, prepared: Prepared, fused: list[Fused], laps: _Laps, explain: bool
@@ -396,18 +415,43 @@ class RecommendationPipeline:
 
     # --- stages ----------------------------------------------------------------------------------------
 
-    def _recall(self, request: Request) -> _Recalled:
+    def _recall_batch(self, requests: Sequence[Request]) -> list[_Recalled]:
+        """Recall of each request; channels that can (the vector channels, exact search) recall every
+        request of the batch in one pass, which gives each the same candidates as alone."""
+        contexts = [self._context(r) for r in requests]
+        personal = [i for i, r in enumerate(requests) if r.history.size]
+        batched: dict[str, list[Recalled]] = {}
+        if len(personal) > 1:
+            for ch in self.channels:
+                recall_many = getattr(ch, "recall_many", None)
+                if ch.name in self.sources and recall_many is not None:
+                    found = recall_many([contexts[i] for i in personal], self.merge_policy.quota(ch.name))
+                    batched[ch.name] = [Recalled.none()] * len(requests)
+                    for i, one in zip(personal, found, strict=True):
+                        batched[ch.name][i] = one
+        return [
+            self._recall(r, c, {name: lists[i] for name, lists in batched.items()})
+            for i, (r, c) in enumerate(zip(requests, contexts, strict=True))
+        ]
+
+    def _context(self, request: Request) -> RecallContext:
         filters = (request.category, request.brand, request.min_price, request.max_price)
         allowed = self.catalog.mask_for(*filters) if self.catalog.filtered(*filters) else None
-        context = RecallContext(
+        return RecallContext(
             recent=request.history,
             allowed=allowed,
             exclude=request.history if request.exclude_seen else _EMPTY,
         )
+
+    def _recall(
+        self, request: Request, context: RecallContext, recalled: dict[str, Recalled] | None = None
+    ) -> _Recalled:
+        """One request's candidates; ``recalled`` holds channels' lists already recalled for it."""
+        done = recalled or {}
         if request.history.size:
             policy = self.merge_policy
             lists = [
-                (ch.name, ch.recall(context, policy.quota(ch.name)))
+                (ch.name, done[ch.name] if ch.name in done else ch.recall(context, policy.quota(ch.name)))
                 for ch in self.channels
                 if ch.name in self.sources
             ]
@@ -550,8 +594,10 @@ class RecommendationPipeline:
         return [f for f in out if f is not None]
 
     def _rerank(self, rec: _Recalled, fused: Fused, explain: bool = True) -> list[Candidate]:
-        req = rec.request
-        positions = rerank_positions(
+        return self._candidates(rec, fused, self._rerank_positions(rec.request, rec, fused), explain)
+
+    def _rerank_positions(self, req: Request, rec: _Recalled, fused: Fused) -> IntArray:
+        return rerank_positions(
             rec.signals.items,
             fused.scores,
             req.k,
@@ -561,7 +607,6 @@ class RecommendationPipeline:
             category=req.category,
             brand=req.brand,
         )
-        return self._candidates(rec, fused, positions, explain)
 
     def _candidates(
         self, rec: _Recalled, fused: Fused, positions: IntArray, explain: bool = True

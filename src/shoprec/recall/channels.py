@@ -18,6 +18,7 @@ Serving code: numpy only.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -154,7 +155,24 @@ class ExactDotProductIndex:
         *,
         allowed: BoolArray | None = None,
     ) -> tuple[IntArray, FloatArray]:
-        scores = self.vectors @ np.asarray(query_vec, dtype=np.float32)
+        return self.top(self.vectors @ np.asarray(query_vec, dtype=np.float32), n, exclude, allowed=allowed)
+
+    def search_many(
+        self, queries: npt.NDArray[np.float32], n: int, contexts: Sequence[RecallContext]
+    ) -> list[tuple[IntArray, FloatArray]]:
+        """:meth:`search` for several queries (rows), each with its context's ``exclude`` and ``allowed``:
+        one matrix product reads the table once for all of them, where one query at a time reads it per
+        query (a 12k x 384 table is 18 MB: the batch is many times faster offline)."""
+        scores = np.asarray(queries, dtype=np.float32) @ self.vectors.T
+        return [
+            self.top(row, n, c.exclude, allowed=c.allowed) for row, c in zip(scores, contexts, strict=True)
+        ]
+
+    @staticmethod
+    def top(
+        scores: FloatArray, n: int, exclude: IntArray | None = None, *, allowed: BoolArray | None = None
+    ) -> tuple[IntArray, FloatArray]:
+        """The ``n`` best of ``scores`` among ``allowed`` minus ``exclude`` (ties: the smaller index)."""
         mask = allowed
         if exclude is not None and exclude.size:
             mask = np.ones(scores.size, dtype=np.bool_) if mask is None else mask.copy()
@@ -291,6 +309,10 @@ class EmbeddingChannel:
         )
         return Recalled(idx, scores)
 
+    def recall_many(self, contexts: Sequence[RecallContext], n: int) -> list[Recalled]:
+        """:meth:`recall` for several requests, with one matrix product when the search is exact."""
+        return _recall_many(self, self.index, contexts, n, self.query_vector)
+
     def signal(self, context: RecallContext, items: IntArray) -> FloatArray:
         if context.recent.size == 0:
             return np.zeros(items.size, dtype=np.float32)
@@ -393,6 +415,12 @@ class ContentChannel:
         idx, scores = self.index.search(query, n, context.exclude, allowed=context.allowed)
         return Recalled(idx, scores)
 
+    def recall_many(self, contexts: Sequence[RecallContext], n: int) -> list[Recalled]:
+        """:meth:`recall` for several requests, with one matrix product when the search is exact."""
+        if self.index is None:
+            return [Recalled.none() for _ in contexts]
+        return _recall_many(self, self.index, contexts, n, self.query_vector)
+
     def signal(self, context: RecallContext, items: IntArray) -> FloatArray:
         query = self.query_vector(context.recent)
         if query is None or self.vectors is None:
@@ -416,3 +444,29 @@ class ContentChannel:
         closest = tail[np.argmax(self.vectors[tail] @ self.vectors[items].T, axis=0)].tolist()
         text = {h: f"like {self.catalog.short_title(h)} that you viewed" for h in set(closest)}
         return [text[h] for h in closest]
+
+
+def _recall_many(
+    channel: EmbeddingChannel | ContentChannel,
+    index: VectorIndex,
+    contexts: Sequence[RecallContext],
+    n: int,
+    query_vector: Callable[[IntArray], npt.NDArray[np.float32] | None],
+) -> list[Recalled]:
+    """The vector channels' batched recall: the requests whose query vector exists are searched together
+    when ``index`` is exact (an ANN index searches one query at a time)."""
+    if not isinstance(index, ExactDotProductIndex) or len(contexts) < 2 or n <= 0:
+        return [channel.recall(c, n) for c in contexts]
+    out = [Recalled.none() for _ in contexts]
+    rows, queries = [], []
+    for i, context in enumerate(contexts):
+        if context.recent.size:
+            query = query_vector(context.recent)
+            if query is not None:
+                rows.append(i)
+                queries.append(query)
+    if rows:
+        found = index.search_many(np.stack(queries), n, [contexts[i] for i in rows])
+        for i, (idx, scores) in zip(rows, found, strict=True):
+            out[i] = Recalled(idx, scores)
+    return out
