@@ -1,8 +1,9 @@
-"""``shoprec train --dataset`` on the event log (a tiny generated shop, briefly trained, so that each run
-takes seconds)."""
+"""``shoprec train --dataset`` on the event log: the log alone, and ``--events`` appending it to a base
+dataset (a tiny generated shop, briefly trained, so that each run takes seconds)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch")
 
-from tests.integration.test_train_overlay import N_ITEMS, TINY
+from tests.integration.test_train_overlay import N_ITEMS, TINY, write_shop
 
 from shoprec.adapters.local.jsonl_event_log import JsonlEventLog
 from shoprec.artifacts import load_bundle
@@ -36,6 +37,22 @@ def write_log(folder: Path, users: range, items: list[str]) -> Path:
         ]
     )
     return folder
+
+
+@pytest.mark.train
+@pytest.mark.slow
+def test_train_appends_an_event_log_to_the_dataset(tmp_path: Path) -> None:
+    shop = write_shop(tmp_path / "shop")
+    log = write_log(tmp_path / "log", range(55, 65), ["i1", "i2", "new-1"])  # 5 known users, 5 new ones
+    out = tmp_path / "bundle"
+    args = ["train", "--dataset", str(shop), "--events", str(log), "--out", str(out), *TINY]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(out)
+    assert bundle.n_items == N_ITEMS + 1
+    assert bundle.catalog is not None
+    assert bundle.catalog["new-1"]["title"] == ""
+    assert json.loads((out / "manifest.json").read_text())["dataset"]["n_users"] == 65
 
 
 @pytest.mark.train

@@ -64,6 +64,9 @@ def test_train_with_an_overlay_bundles_the_live_catalogues_items(tmp_path: Path)
     assert "overlay: 4 item(s)" in result.output
     bundle = load_bundle(out)
     assert bundle.n_items == N_ITEMS + 1
+    report = bundle.file("report.html").read_text()  # listed in the manifest: checksummed, published
+    assert report.startswith("<!DOCTYPE html>")
+    assert "data:image/png;base64," in report
     assert bundle.catalog is not None
     assert bundle.catalog["new-1"]["title"] == "Brand new caliper"
     assert bundle.catalog["new-1"]["categories"] == ["Tools", "Measuring"]

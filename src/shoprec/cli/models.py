@@ -122,6 +122,13 @@ def train(
             "store (sqlite:///path or dynamodb://table). Default: the dataset's catalogue alone.",
         ),
     ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            help="Append an event log's events (a folder of date=YYYY-MM-DD/*.jsonl or one such file, "
+            "docs/event-log.md) to the dataset's users' sequences; new users and items are added.",
+        ),
+    ] = None,
 ) -> None:
     """Train popularity, item-CF and the Transformer ranker, fit their fusion on the validation targets,
     evaluate every model and the served pipeline, and write the artifact bundle."""
@@ -160,6 +167,7 @@ def train(
             ui=RichTrainingUI(progress),
             text=text,
             overlay=items,
+            events=events,
         )
     for split, protocols in (("test", ("full", "sampled")), ("valid", ("full",))):
         for protocol in protocols:

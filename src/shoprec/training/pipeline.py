@@ -33,6 +33,7 @@ from shoprec.artifacts import (
 )
 from shoprec.catalog import CatalogIndex
 from shoprec.data import Dataset, Split, leave_one_out, load_dataset
+from shoprec.data.loaders import with_events
 from shoprec.data.overlay import apply_overlay
 from shoprec.evaluation import evaluate
 from shoprec.evaluation.pipeline_eval import evaluate_fusions, evaluate_pipeline
@@ -49,6 +50,7 @@ from shoprec.recall.popularity import PopularityRecall, fit_popularity
 from shoprec.training.config import TrainConfig
 from shoprec.training.export import export_onnx, parity_max_abs_diff, quantize_int8
 from shoprec.training.fusion import StackingModel, check_fitted_on_train, fit_fusions, pointwise_metrics
+from shoprec.training.report_html import REPORT_HTML, file_sizes, render_html_report
 from shoprec.training.sasrec import SASRec
 from shoprec.training.text_encoder import embed_catalog, text_encoder_available
 from shoprec.training.trainer import EpochLog, train_sasrec
@@ -154,10 +156,12 @@ def run_training(
     ui: TrainingUI | None = None,
     text: bool | None = None,
     overlay: Sequence[CatalogItem] = (),
+    events: str | Path | None = None,
 ) -> TrainReport:
     """Train every model on ``dataset``, fit the fusion on the validation targets, evaluate the single models
     and the whole served pipeline on the test targets, and write the bundle to ``out_dir``.
 
+    ``events``: an event log whose events are appended to the dataset's (:func:`with_events`).
     ``text``: embed the items' texts for semantic search (:func:`embed_catalog`); ``None`` (default) does
     so when the catalogue has titles and the sentence encoder's package is installed, ``True`` requires it.
     """
@@ -166,6 +170,8 @@ def run_training(
     t_start = time.perf_counter()
     ui.stage("loading data")
     ds = load_dataset(dataset, fmt, data_root=data_root, progress=lambda d, t: ui.progress("load", d, t))
+    if events is not None:  # an event log (docs/event-log.md): its events follow the dataset's
+        ds = with_events(ds, load_dataset(events, "eventlog", data_root=data_root))
     if overlay:
         ds = apply_overlay(ds, overlay)
     split = leave_one_out(ds)
@@ -360,6 +366,15 @@ def run_training(
         writer.add_bytes(
             REPORT_MD,
             render_report(ds, config, metrics, training_log, export_report, fusion_report).encode("utf-8"),
+        )
+        writer.add_bytes(
+            REPORT_HTML,
+            render_html_report(
+                dataset=dataset_summary(ds),
+                metrics={**metrics, "fusion": fusion_report},
+                training_log=training_log,
+                files=file_sizes(writer.staging),
+            ).encode("utf-8"),
         )
         hyper = {"transformer": config.to_dict(), "item-cf": _itemcf_params()}
         manifest = writer.commit(
