@@ -24,7 +24,7 @@ DatasetOpt = Annotated[
         help="Dataset file or folder; relative paths are also looked up under the data root.",
     ),
 ]
-FormatOpt = Annotated[str, typer.Option("--format", help="auto | amazon-json | sequences | sasrec | generic")]
+FormatOpt = Annotated[str, typer.Option("--format", help="auto | amazon-json | sequences | sasrec | generic | eventlog")]
 DataRootOpt = Annotated[
     Path | None,
     typer.Option(
