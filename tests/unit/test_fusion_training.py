@@ -7,6 +7,7 @@ import pytest
 
 from shoprec.data import Dataset, leave_one_out
 from shoprec.ranking.features import FEATURES, CandidateSignals, feature_matrix
+from shoprec.ranking.fusion import StackingFusion
 from shoprec.training.fusion import (
     FusionExamples,
     LeakageError,
@@ -165,6 +166,9 @@ def test_the_served_stacker_predicts_exactly_what_lightgbm_trained() -> None:
     p = model.probability(X)
     assert p.min() >= 0.0
     assert p.max() <= 1.0
+    # Training's pointwise metrics calibrate the stacking fusion's scores instead of predicting again.
+    fused = StackingFusion(model.ensemble, model.features).fuse(examples.signals[90:])
+    np.testing.assert_array_equal(model.calibrated(np.concatenate([f.scores for f in fused])), p)
 
 
 def test_pointwise_metrics_on_a_hand_computed_case() -> None:

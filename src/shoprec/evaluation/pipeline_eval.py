@@ -39,7 +39,7 @@ from shoprec.evaluation.metrics import (
 from shoprec.evaluation.protocol import EvalResult, Protocol, sample_negatives
 from shoprec.pipeline import Prepared, RecommendationPipeline, Request
 from shoprec.pipeline.core import Listed
-from shoprec.ranking.fusion import Fusion
+from shoprec.ranking.fusion import Fused, Fusion
 
 IntArray = npt.NDArray[np.int64]
 MISS = -1
@@ -87,15 +87,16 @@ def evaluate_fusions(
     *,
     ks: Iterable[int] = (5, 10, 20),
     batch_size: int = 256,
-    on_batch: Callable[[Prepared, IntArray], None] | None = None,
+    on_fused: Callable[[str, Prepared, Sequence[Fused], IntArray], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, EvalResult]:
     """Full-protocol metrics of the pipeline finished with each of ``fusions``.
 
     Every batch is recalled and ranked once (:meth:`RecommendationPipeline.prepare`, with a ranker call if
     any fusion needs one) and finished by each fusion; ``recommend`` is exactly ``finish(prepare(...))``, so
-    each result is the one a pipeline built with that fusion would get. ``on_batch(prepared, targets)`` sees
-    every prepared batch (training reads pointwise metrics from it).
+    each result is the one a pipeline built with that fusion would get. ``on_fused(name, prepared, fused,
+    targets)`` sees every batch's fused scores under each fusion (training reads the stacker's pointwise
+    metrics from them instead of predicting a second time).
     """
     ks_t, tgt, recent, in_history = _inputs(histories, targets, ks)
     asker = next((f for f in fusions.values() if f.uses_ranker), None)
@@ -106,10 +107,11 @@ def evaluate_fusions(
         stop = min(start + batch_size, len(recent))
         requests = [Request(history=recent[u], k=ks_t[-1]) for u in range(start, stop)]
         prepared = preparer.prepare(requests, deadline=False)
-        if on_batch is not None:
-            on_batch(prepared, tgt[start:stop])
         for name, finisher in finishers.items():
-            for k, recs in finisher.finish_each_k(prepared, ks_t).items():
+            fused = finisher.fuse(prepared)
+            if on_fused is not None:
+                on_fused(name, prepared, fused, tgt[start:stop])
+            for k, recs in finisher.finish_each_k(prepared, ks_t, fused=fused).items():
                 collectors[name, k].add(start, recs, tgt)
         if progress is not None:
             progress(stop, len(recent))

@@ -263,11 +263,19 @@ class RecommendationPipeline:
         laps.lap("fusion")
         return self._finish_fused(prepared, fused, laps, explain)
 
-    def finish_each_k(self, prepared: Prepared, ks: Sequence[int]) -> dict[int, list[Listed]]:
+    def fuse(self, prepared: Prepared) -> list[Fused]:
+        """The fused scores of each request of ``prepared`` (what :meth:`finish` re-ranks)."""
+        return self._fuse(prepared.recalled, prepared.ranked)
+
+    def finish_each_k(
+        self, prepared: Prepared, ks: Sequence[int], *, fused: list[Fused] | None = None
+    ) -> dict[int, list[Listed]]:
         """The items :meth:`finish` of ``prepared.with_k(k)`` returns, for each ``k`` in ``ks`` (offline
-        evaluation): fused once, since the fused scores do not depend on ``k`` (only the re-rank does),
-        and without building the items' candidates and reasons, which scoring a list does not read."""
-        fused = self._fuse(prepared.recalled, prepared.ranked)
+        evaluation): fused once (or ``fused``, :meth:`fuse`'s answer), since the fused scores do not
+        depend on ``k`` (only the re-rank does), and without building the items' candidates and reasons,
+        which scoring a list does not read."""
+        if fused is None:
+            fused = self._fuse(prepared.recalled, prepared.ranked)
         fallback = prepared.ranked.fallback
         out: dict[int, list[Listed]] = {}
         for k in ks:

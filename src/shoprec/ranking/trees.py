@@ -127,15 +127,24 @@ class TreeEnsemble:
 
     def _leaves(self, rows: F64) -> npt.NDArray[np.int64]:
         """Flat index of the leaf each row reaches in each tree ``[rows, trees]``: one tree level per step,
-        every tree and row at once (a leaf points to itself, so rows that arrived early stay put)."""
+        every (row, tree) pair still at a split at once. Pairs that reached a leaf drop out, so a level costs
+        what is still walking: leaf-wise trees are deep on a few paths and shallow on most."""
         n_rows = rows.shape[0]
         flat_x = rows.ravel()
-        row_base = (np.arange(n_rows, dtype=np.int64) * self.n_features)[:, None]
-        node = np.broadcast_to(self._tree_base, (n_rows, self.n_trees)).copy()
+        node = np.broadcast_to(self._tree_base, (n_rows, self.n_trees)).copy().ravel()
+        walking = np.arange(node.size, dtype=np.int64)
+        row_start = (walking // self.n_trees) * self.n_features
         for _ in range(self.depth):
-            x = flat_x[row_base + self._flat_safe_feature[node]]
-            node = np.where(x <= self._flat_threshold[node], self._flat_left[node], self._flat_right[node])
-        return node
+            at = node[walking]
+            feature = self._flat_feature[at]
+            split = feature >= 0
+            if not split.all():
+                walking, at, feature, row_start = walking[split], at[split], feature[split], row_start[split]
+                if walking.size == 0:
+                    break
+            x = flat_x[row_start + feature]
+            node[walking] = np.where(x <= self._flat_threshold[at], self._flat_left[at], self._flat_right[at])
+        return node.reshape(n_rows, self.n_trees)
 
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The arrays to store (``np.savez``-able); :meth:`from_arrays` reads them back."""

@@ -214,8 +214,13 @@ class StackingModel:
     """Largest difference between LightGBM's predictions and the served ensemble's on the stop users."""
 
     def probability(self, X: npt.ArrayLike) -> F64:
+        return self.calibrated(self.ensemble.predict(X))
+
+    def calibrated(self, margin: npt.ArrayLike) -> F64:
+        """The probability of relevance of the ensemble's outputs ``margin`` (its :meth:`probability`
+        without predicting)."""
         a, b = self.calibration
-        z = a * self.ensemble.predict(X) + b
+        z = a * np.asarray(margin, dtype=np.float64) + b
         out: F64 = 1.0 / (1.0 + np.exp(-z))
         return out
 
