@@ -24,7 +24,9 @@ DatasetOpt = Annotated[
         help="Dataset file or folder; relative paths are also looked up under the data root.",
     ),
 ]
-FormatOpt = Annotated[str, typer.Option("--format", help="auto | amazon-json | sequences | sasrec | generic | eventlog")]
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="auto | amazon-json | sequences | sasrec | generic | eventlog")
+]
 DataRootOpt = Annotated[
     Path | None,
     typer.Option(
