@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=262_144, ge=1_024, description="Largest accepted request body; larger ones get 413."
     )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated origins (e.g. https://shop.example.com) whose pages may call the API "
+        "from a browser (CORS); empty: none (a page served by the API itself needs none).",
+    )
     audit_key: SecretStr | None = Field(
         default=None,
         min_length=16,
@@ -174,6 +179,18 @@ class Settings(BaseSettings):
         description=f"Event log of every accepted event: {EVENT_LOG_FORMS}. Unset: the folder beside a "
         "sqlite state file (<name>-events), none with DynamoDB state.",
     )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",") if o.strip()):
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"cors_origins: {origin!r} is not an origin (scheme://host[:port], no path)")
+        return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @field_validator("event_log")
     @classmethod

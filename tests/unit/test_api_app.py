@@ -186,3 +186,42 @@ print(sorted(m for m in ("torch", "scipy", "matplotlib") if m in sys.modules))
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_cors_answers_only_the_configured_origins(bundle_dir: Path) -> None:
+    def app_with(origins: str) -> TestClient:
+        container = build_container(
+            Settings(artifacts=str(bundle_dir), cors_origins=origins),
+            state=DictStateStore(),
+            cache=DictCache(),
+            ranker=FakeRanker(),
+        )
+        return TestClient(create_app(container))
+
+    shop = "https://shop.example.com"
+    client = app_with(f"{shop}, http://localhost:5173")
+    preflight = client.options(
+        "/v1/events",
+        headers={
+            "origin": shop,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == shop
+    got = client.get("/v1/popular", headers={"origin": shop})
+    assert got.headers["access-control-allow-origin"] == shop
+    assert "x-request-id" in got.headers["access-control-expose-headers"]
+    assert (
+        "access-control-allow-origin"
+        not in client.get("/v1/popular", headers={"origin": "https://evil.example"}).headers
+    )
+    plain = app_with("")  # the default: no CORS at all
+    assert "access-control-allow-origin" not in plain.get("/v1/popular", headers={"origin": shop}).headers
+    assert plain.options("/v1/events", headers={"origin": shop}).status_code == 405
+
+
+def test_cors_origins_must_be_origins() -> None:
+    with pytest.raises(ValueError, match="cors_origins"):
+        Settings(cors_origins="https://shop.example.com/path")

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,6 +22,7 @@ from shoprec.api.errors import TOO_LARGE, install_error_handlers, problem_only_o
 from shoprec.api.routes import browse, events, health, items, recommendations, rules, storefront
 from shoprec.container import Container, LazyContainer
 from shoprec.domain import ID_PATTERN
+from shoprec.settings import get_settings
 
 REQUEST_ID_HEADER: Final = "x-request-id"
 _BODYLESS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -44,12 +46,15 @@ def create_app(
 
     ``max_body_bytes`` defaults to the container's ``settings.max_body_bytes``.
     """
+    # CORS origins come from the settings, not the container: answering a preflight must not load a model.
+    origins: Callable[[], list[str]] = lambda: get_settings().cors_origin_list  # noqa: E731
     if isinstance(container, LazyContainer):
         provider = container
     elif isinstance(container, Container):
         ready = container
         provider = LazyContainer(lambda _version: ready)
         provider.get()
+        origins = lambda: ready.settings.cors_origin_list  # noqa: E731
     elif container is None:
         provider = LazyContainer()
     else:
@@ -86,8 +91,43 @@ def create_app(
     app.include_router(storefront.router)  # the demo shop page at / (not in the schema)
     app.state.unlisted_routes = list(storefront.router.routes)  # for the Allow header of a 405
     app.add_middleware(BodyLimitMiddleware, limit=body_limit)
+    app.add_middleware(LazyCorsMiddleware, origins=origins)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost, so even a 413 carries the request id
     return app
+
+
+class LazyCorsMiddleware:
+    """CORS for the origins of ``SHOPREC_CORS_ORIGINS`` (read from the settings on the first request):
+    Starlette's ``CORSMiddleware`` allowing the API's methods, the headers a
+    page sends (``content-type``, ``x-api-key``, ``x-request-id``) and exposing ``x-request-id``. Without
+    origins it passes every request through untouched; while the settings cannot be read (the container
+    fails to build) requests pass through and the next one asks again."""
+
+    def __init__(self, app: ASGIApp, origins: Callable[[], list[str]]) -> None:
+        self.app = app
+        self._origins = origins
+        self._inner: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._inner is None:
+            try:
+                origins = self._origins()
+            except Exception:  # the container cannot be built yet: the route answers the problem
+                await self.app(scope, receive, send)
+                return
+            self._inner = (
+                CORSMiddleware(
+                    self.app,
+                    allow_origins=origins,
+                    allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE"],
+                    allow_headers=["content-type", "x-api-key", "x-request-id"],
+                    expose_headers=["x-request-id"],
+                    max_age=600,
+                )
+                if origins
+                else self.app
+            )
+        await self._inner(scope, receive, send)
 
 
 class RequestIdMiddleware:
