@@ -212,7 +212,9 @@ def build_ingest_container(
     from shoprec.adapters.item_stores import item_store_for
 
     store, bundle, catalog = _served_catalogue(settings, version, artifacts)
-    items = items or item_store_for(settings.state if state is None else None)
+    items = items or item_store_for(
+        settings.state if state is None else None, read_timeout_s=settings.catalog_read_timeout_s
+    )
     log = event_log if event_log is not None else event_log_for(settings, beside_state=state is None)
     state = state or state_store_for(settings.state, read_timeout_s=settings.state_read_timeout_s)
     cache = cache or configured_cache(settings)

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         "trained with the defaults; the fusion model was fitted on that many).",
     )
     cache_ttl_s: float = Field(default=300.0, ge=0, description="How long cached result lists live.")
+    catalog_read_timeout_s: float = Field(
+        default=0.05,
+        gt=0,
+        le=5,
+        description="Timeout of the item store's version check (DynamoDB), which runs on the request path "
+        "at most every catalog_refresh_s; when it fails the catalogue last read keeps serving.",
+    )
     rules_refresh_s: float = Field(
         default=5.0,
         ge=0,

@@ -9,9 +9,10 @@ from pathlib import Path
 from shoprec.ports import ItemStore
 
 
-def item_store_for(dsn: str | None) -> ItemStore:
+def item_store_for(dsn: str | None, *, read_timeout_s: float | None = None) -> ItemStore:
     """The overlay items beside the user state of ``dsn`` (same sqlite file, or same DynamoDB table under
-    its own partition); ``None``: in process only."""
+    its own partition); ``None``: in process only. ``read_timeout_s``: DynamoDB's ``version()`` check,
+    which serving runs on the request path (default: the store's)."""
     if dsn is None:
         from shoprec.adapters.local.memory_items import MemoryItemStore
 
@@ -19,7 +20,10 @@ def item_store_for(dsn: str | None) -> ItemStore:
     if dsn.startswith("dynamodb://"):
         from shoprec.adapters.aws.dynamodb_items import DynamoDbItemStore
 
-        return DynamoDbItemStore(dsn.removeprefix("dynamodb://"))
+        table = dsn.removeprefix("dynamodb://")
+        if read_timeout_s is None:
+            return DynamoDbItemStore(table)
+        return DynamoDbItemStore(table, read_timeout_s=read_timeout_s)
     if dsn.startswith("sqlite:///"):
         from shoprec.adapters.local.sqlite_items import SqliteItemStore
 

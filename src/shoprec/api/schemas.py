@@ -44,7 +44,11 @@ class EventIn(_Request):
         default=None, description="The experiment variant that response was served under (event log)."
     )
     position: int | None = Field(
-        default=None, ge=0, le=10_000, description="The item's 0-based place in that list (event log)."
+        default=None,
+        ge=0,
+        le=10_000,
+        strict=True,  # an integer, not false or "3"
+        description="The item's 0-based place in that list (event log).",
     )
 
     @field_validator("timestamp", mode="before")
