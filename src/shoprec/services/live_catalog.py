@@ -108,6 +108,7 @@ class LiveCatalog:
         self._view = CatalogView("", base, pipeline)
         self._checked = -float("inf")
         self._lock = threading.Lock()  # one refresh at a time; readers never wait for it
+        self._search_lock = threading.Lock()
         self._vectors: dict[tuple[str, str], F32] = {}
 
     # --- reads ------------------------------------------------------------------------------------------
@@ -138,13 +139,16 @@ class LiveCatalog:
         return item
 
     def base_search(self) -> SearchRecall:
-        """The bundle's search index (built once, on first use)."""
+        """The bundle's search index (built once, on first use; concurrent first searches wait for one
+        build)."""
         if self._base_search is None:
-            if self._search_factory is None:
-                from shoprec.search.bm25 import Bm25Search
+            with self._search_lock:
+                if self._base_search is None:
+                    if self._search_factory is None:
+                        from shoprec.search.bm25 import Bm25Search
 
-                self._search_factory = lambda: Bm25Search.build(self.base)
-            self._base_search = self._search_factory()
+                        self._search_factory = lambda: Bm25Search.build(self.base)
+                    self._base_search = self._search_factory()
         return self._base_search
 
     def search(self) -> SearchRecall:
