@@ -197,7 +197,27 @@ class SearchRecall(Protocol):
         ...
 
 
-class Bm25Search:
+class LexicalMatches:
+    """``match`` and ``search`` of a lexical channel from its ``scores`` (every item's score for a query;
+    an item matches when its score is positive)."""
+
+    def scores(self, query: str) -> FloatArray:
+        raise NotImplementedError
+
+    def match(self, query: str) -> tuple[IntArray, FloatArray]:
+        scores = self.scores(query)
+        idx = np.flatnonzero(scores > 0)
+        idx = idx[np.lexsort((idx, -scores[idx]))]
+        return idx, scores[idx]
+
+    def search(self, query: str, n: int, mask: BoolArray | None = None) -> tuple[IntArray, FloatArray]:
+        scores = self.scores(query)
+        positive = scores > 0
+        idx = top_n(scores, n, positive if mask is None else positive & mask)
+        return idx, scores[idx]
+
+
+class Bm25Search(LexicalMatches):
     """Field-weighted BM25 over a :class:`CatalogIndex`; build it once per bundle."""
 
     name = BM25
@@ -327,15 +347,3 @@ class Bm25Search:
                     scores = np.asarray(index.get_scores_from_ids(ids), dtype=np.float32)
                     total += (weight * group_weight) * scores
         return total
-
-    def match(self, query: str) -> tuple[IntArray, FloatArray]:
-        scores = self.scores(query)
-        idx = np.flatnonzero(scores > 0)
-        idx = idx[np.lexsort((idx, -scores[idx]))]
-        return idx, scores[idx]
-
-    def search(self, query: str, n: int, mask: BoolArray | None = None) -> tuple[IntArray, FloatArray]:
-        scores = self.scores(query)
-        positive = scores > 0
-        idx = top_n(scores, n, positive if mask is None else positive & mask)
-        return idx, scores[idx]

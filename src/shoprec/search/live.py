@@ -25,9 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from shoprec.catalog import BoolArray, CatalogIndex, IntArray
-from shoprec.recall.channels import top_n
-from shoprec.search.bm25 import BM25, Bm25Search, FieldStats, SearchRecall, analyze
+from shoprec.catalog import CatalogIndex
+from shoprec.search.bm25 import BM25, Bm25Search, FieldStats, LexicalMatches, SearchRecall, analyze
 from shoprec.search.spelling import Correction
 
 FloatArray = npt.NDArray[np.float32]
@@ -51,7 +50,7 @@ class _Doc:
     length: int
 
 
-class LiveLexical:
+class LiveLexical(LexicalMatches):
     """BM25 over the bundle's items (``base``) and ``external`` items (catalogue index -> field texts)
     scored against ``base``'s statistics; the base index's own scores of those indices are dropped (an
     edited item is searched by its new text only). ``n_items`` is the live catalogue's size."""
@@ -99,18 +98,6 @@ class LiveLexical:
         total[: self.base.n_items] = self.base.scores(query)
         total[self.indices] = self.external_scores(query)
         return total
-
-    def match(self, query: str) -> tuple[IntArray, FloatArray]:
-        scores = self.scores(query)
-        idx = np.flatnonzero(scores > 0)
-        idx = idx[np.lexsort((idx, -scores[idx]))]
-        return idx, scores[idx]
-
-    def search(self, query: str, n: int, mask: BoolArray | None = None) -> tuple[IntArray, FloatArray]:
-        scores = self.scores(query)
-        positive = scores > 0
-        idx = top_n(scores, n, positive if mask is None else positive & mask)
-        return idx, scores[idx]
 
 
 def live_search(
