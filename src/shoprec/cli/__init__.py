@@ -10,13 +10,15 @@ from typing import Any
 
 import typer
 
-from shoprec.cli import endpoint, models, sagemaker, search_eval, serving
+from shoprec.cli import batch, endpoint, models, retrain, sagemaker, search_eval, serving
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="shoprec: search and recommendation.")
 app.command()(models.train)
 app.command()(models.evaluate)
 app.command()(models.report)
+app.command()(retrain.retrain)
 app.command()(search_eval.search_eval)
+app.command()(batch.batch)
 app.command()(serving.serve)
 app.add_typer(serving.state_app, name="state")
 app.add_typer(endpoint.app, name="endpoint")
