@@ -31,6 +31,7 @@ from shoprec.artifacts import (
 from shoprec.catalog import CatalogIndex
 from shoprec.data import Dataset, leave_one_out, load_dataset
 from shoprec.recall import fit_itemcf, fit_popularity
+from shoprec.search.build import write_search_index
 from shoprec.training.export import export_onnx
 from shoprec.training.sasrec import SASRec, SASRecConfig
 from shoprec.training.text_encoder import embed_catalog
@@ -56,11 +57,13 @@ def build_bundle(
     seed: int = 0,
     with_catalog: bool = True,
     text: bool = False,
+    search_index: bool = False,
 ) -> Manifest:
     """Write a bundle for Amazon Scientific (or ``dataset_dir``) to ``out_dir`` and return its manifest.
 
     ``text`` adds the real sentence encoder and the items' text embeddings (as ``shoprec train`` does,
     with items cut at 64 tokens to save time: about 30 s), so that search is the served hybrid search.
+    ``search_index`` adds the prebuilt BM25 index (as ``shoprec train`` does; without it serving builds one).
     """
     ds = load_dataset(dataset_dir or default_dataset_dir())
     history = leave_one_out(ds).train_with_valid()
@@ -79,13 +82,15 @@ def build_bundle(
         if with_catalog and ds.catalog is not None:
             rows = _catalog_rows(ds)
             writer.add_jsonl(CATALOG, rows)
+            catalog = CatalogIndex.build(ds.item_ids, {row["item_id"]: row for row in rows})
             if text:
-                catalog = CatalogIndex.build(ds.item_ids, {row["item_id"]: row for row in rows})
                 spec = spec.model_copy(
                     update={"text": embed_catalog(catalog, writer, item_max_length=64).spec}
                 )
-        elif text:
-            raise ValueError("text embeddings need the catalogue")
+            if search_index:
+                spec = spec.model_copy(update={"search": write_search_index(catalog, writer)})
+        elif text or search_index:
+            raise ValueError("text embeddings and the search index need the catalogue")
         return writer.commit(
             dataset=dataset_summary(ds),
             hyperparameters={"transformer": cfg.to_dict(), "trained": False},

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from tests.unit.fakes import make_catalog
 
 from shoprec.catalog import CatalogIndex
-from shoprec.search.bm25 import Bm25Search, analyze, tokenize, words
+from shoprec.errors import ArtifactError
+from shoprec.search.bm25 import ANALYZER, Bm25Search, analyze, tokenize, words
 
 CATALOG = make_catalog()
 SEARCH = Bm25Search.build(CATALOG)
@@ -141,3 +144,65 @@ def test_units_match_across_spellings_in_documents_and_queries() -> None:
     assert top("1/4 NPT") == "i2"
     assert top("1/2 NPT") == "i3"
     assert [catalog.item_ids[i] for i in search.search("3/8 inch", 5)[0]] == ["i4"]
+
+
+QUERIES = ("beaker", "glass beaker", "hatchbox pla", "1.75 mm filament", "nitrle glovs", "ductape", "zzz")
+
+
+def test_a_saved_index_loads_memory_mapped_and_scores_as_the_built_one(tmp_path: Path) -> None:
+    spec = SEARCH.save(tmp_path / "search")
+    assert set(spec.fields) == {"title", "brand", "categories", "description"}
+    assert spec.analyzer == ANALYZER
+    assert spec.n_items == CATALOG.n_items
+    assert spec.spelling
+    on_disk = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert on_disk == {f"search/{name.split('/', 1)[1]}" for name in spec.files()}
+    loaded = Bm25Search.load(tmp_path / "search", spec)
+    data = loaded._fields["title"][0].scores["data"]
+    assert isinstance(data, np.memmap)
+    for query in QUERIES:
+        np.testing.assert_array_equal(loaded.scores(query), SEARCH.scores(query))
+        assert loaded.correct(query) == SEARCH.correct(query)
+    for got, want in zip(loaded.field_stats(), SEARCH.field_stats(), strict=True):
+        assert (got.name, got.weight, got.k1, got.b, got.n_docs, got.mean_length) == (
+            want.name,
+            want.weight,
+            want.k1,
+            want.b,
+            want.n_docs,
+            want.mean_length,
+        )
+        assert dict(got.vocabulary) == dict(want.vocabulary)
+        np.testing.assert_array_equal(got.doc_freq, want.doc_freq)
+
+
+def test_an_index_without_spelling_or_stems_round_trips(tmp_path: Path) -> None:
+    search = Bm25Search.build(CATALOG, spelling=False, stem_weight=0.0, weights={"title": 2.0})
+    spec = search.save(tmp_path)
+    assert not spec.spelling
+    assert list(spec.fields) == ["title"]
+    assert spec.stem_weight == 0.0
+    loaded = Bm25Search.load(tmp_path, spec, mmap=False)
+    assert loaded.spelling is None
+    for query in QUERIES:
+        np.testing.assert_array_equal(loaded.scores(query), search.scores(query))
+
+
+def test_loading_refuses_another_analyzer_and_unreadable_files(tmp_path: Path) -> None:
+    spec = SEARCH.save(tmp_path)
+    with pytest.raises(ArtifactError, match="analyzer"):
+        Bm25Search.load(tmp_path, spec.model_copy(update={"analyzer": "other/0"}))
+    with pytest.raises(ArtifactError, match="indexes 12 items"):
+        Bm25Search.load(tmp_path, spec.model_copy(update={"n_items": 13}))
+    (tmp_path / "spelling.json").write_text("{", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="cannot load the search index"):
+        Bm25Search.load(tmp_path, spec)
+    (tmp_path / "brand" / "indptr.csc.index.npy").unlink()
+    with pytest.raises(ArtifactError, match="cannot load the search index"):
+        Bm25Search.load(tmp_path, spec)
+
+
+def test_a_catalogue_without_text_has_no_index_to_save(tmp_path: Path) -> None:
+    empty = CatalogIndex.build(["a", "b"], {})
+    with pytest.raises(ValueError, match="no text"):
+        Bm25Search.build(empty).save(tmp_path)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,20 @@ def test_english_words_come_from_symspellpys_dictionary_and_are_empty_without_it
 @pytest.mark.parametrize("bad", ["", "the of", "1/4 3mm"])
 def test_queries_without_correctable_words_are_unchanged(bad: str) -> None:
     assert not SPELLING.correct(bad).changed
+
+
+def test_the_vocabulary_round_trips_through_json() -> None:
+    loaded = SpellingCorrector.from_dict(json.loads(json.dumps(SPELLING.to_dict())))
+    assert loaded.counts == SPELLING.counts
+    assert loaded.joined == SPELLING.joined
+    assert loaded.n_entries == SPELLING.n_entries
+    for query in ("nitrle glovs", "ductape silver", "vaccum", "beaker"):
+        assert loaded.correct(query) == SPELLING.correct(query)
+
+
+def test_a_malformed_vocabulary_is_a_value_error() -> None:
+    obj = SPELLING.to_dict()
+    with pytest.raises(ValueError, match="lacks 'joined'"):
+        SpellingCorrector.from_dict({k: v for k, v in obj.items() if k != "joined"})
+    with pytest.raises(ValueError, match="malformed"):
+        SpellingCorrector.from_dict({**obj, "counts": ["not", "a", "mapping"]})

@@ -24,6 +24,7 @@ from shoprec.artifacts.specs import (
     RANKER_INT8_ONNX,
     RANKER_ONNX,
     REQUIRED_FILES,
+    SEARCH_INDEX_DIR,
     TEXT_EMBEDDINGS,
     TEXT_ENCODER_ONNX,
     TEXT_TOKENIZER,
@@ -34,6 +35,7 @@ from shoprec.artifacts.specs import (
     PopularitySpec,
     RankerSpec,
     RecallSpec,
+    SearchIndexSpec,
     TextSpec,
 )
 from shoprec.artifacts.writer import BundleWriter
@@ -51,6 +53,7 @@ __all__ = [
     "RANKER_ONNX",
     "REQUIRED_FILES",
     "SCHEMA_VERSION",
+    "SEARCH_INDEX_DIR",
     "TEXT_EMBEDDINGS",
     "TEXT_ENCODER_ONNX",
     "TEXT_TOKENIZER",
@@ -65,6 +68,7 @@ __all__ = [
     "PopularitySpec",
     "RankerSpec",
     "RecallSpec",
+    "SearchIndexSpec",
     "TextSpec",
     "content_version",
     "dataset_summary",

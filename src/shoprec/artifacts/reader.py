@@ -157,6 +157,13 @@ def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
         text_embeddings = _load_npy(required(text_file), root, text_file)
         _check_shape(text_embeddings, (n, spec.text.dim), root, text_file)
 
+    if spec.search is not None:
+        # Loaded (memory-mapped) on the first search by shoprec.search.build; checked here with the rest.
+        for name in spec.search.files():
+            required(name)
+        if spec.search.n_items != n:
+            raise ArtifactError(f"{root}: the search index has {spec.search.n_items} items, the bundle {n}")
+
     return Bundle(
         path=root,
         manifest=manifest,

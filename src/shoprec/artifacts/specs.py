@@ -31,6 +31,7 @@ TEXT_TOKENIZER: Final = "tokenizer.json"  # optional; its tokenizer (Hugging Fac
 TEXT_EMBEDDINGS: Final = "text_embeddings.npy"  # optional; float32 [n_items, dim], unit rows
 ITEM_EMBEDDINGS_ANN: Final = "item_embeddings.usearch"  # optional; HNSW index of the item vectors
 TEXT_EMBEDDINGS_ANN: Final = "text_embeddings.usearch"  # optional; HNSW index of the text vectors
+SEARCH_INDEX_DIR: Final = "search"  # optional; the prebuilt lexical search index (SearchIndexSpec.files)
 
 REQUIRED_FILES: Final = (ITEM_IDS, POPULARITY, ITEMCF, ITEM_EMBEDDINGS)
 
@@ -212,6 +213,62 @@ class TextSpec(_Spec):
     """The text vectors' ANN index (large catalogues only; exact search without one)."""
 
 
+SEARCH_FIELDS: Final = ("title", "brand", "categories", "description")
+BM25S_FILES: Final = (
+    "data.csc.index.npy",
+    "indices.csc.index.npy",
+    "indptr.csc.index.npy",
+    "vocab.index.json",
+    "params.index.json",
+)
+"""What ``bm25s.BM25.save`` writes for one index (no corpus)."""
+SPELLING_FILE: Final = "spelling.json"
+
+
+class SearchFieldSpec(_Spec):
+    """One field of the lexical index: its weight in the item's score and its documents' mean length in
+    tokens (what scoring an item outside the index against the index's statistics needs)."""
+
+    weight: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    mean_length: NonNegativeFloat
+
+
+class SearchIndexSpec(_Spec):
+    """The lexical search index built at training time (``shoprec.search.bm25.Bm25Search.save``): one
+    ``bm25s`` index per field under ``dir/<field>/`` (``BM25S_FILES``, loaded memory-mapped) and the
+    spelling corrector's vocabulary (``dir/spelling.json``, when ``spelling``).
+
+    ``analyzer`` names the tokenisation the index was built with; serving builds the index itself when its
+    own analyzer differs (or the bundle has no index), so a bundle never serves tokens its queries cannot
+    match."""
+
+    kind: Literal["bm25s"] = "bm25s"
+    dir: str = SEARCH_INDEX_DIR
+    analyzer: str
+    n_items: PositiveInt
+    k1: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    b: Annotated[float, Field(ge=0.0, le=1.0)]
+    stem_weight: NonNegativeFloat
+    fields: dict[str, SearchFieldSpec]
+    spelling: bool
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> SearchIndexSpec:
+        if not self.fields:
+            raise ValueError("a search index needs at least one field")
+        for name in self.fields:
+            if name not in SEARCH_FIELDS:
+                raise ValueError(
+                    f"unknown search field {name!r}; expected some of {', '.join(SEARCH_FIELDS)}"
+                )
+        return self
+
+    def files(self) -> list[str]:
+        """Every file of the index, as the manifest lists them."""
+        names = [f"{self.dir}/{field}/{name}" for field in self.fields for name in BM25S_FILES]
+        return [*names, f"{self.dir}/{SPELLING_FILE}"] if self.spelling else names
+
+
 class PipelineSpec(_Spec):
     """Every model of the recommendation pipeline and how they are combined (the manifest's ``pipeline``)."""
 
@@ -222,6 +279,8 @@ class PipelineSpec(_Spec):
     recall: RecallSpec = Field(default_factory=RecallSpec)
     fusion: FusionSpec = Field(default_factory=FusionSpec)
     text: TextSpec | None = None
+    search: SearchIndexSpec | None = None
+    """The prebuilt lexical search index (bundles written before it had none: serving builds one)."""
 
     @model_validator(mode="after")
     def _ranker_for_fusion(self) -> PipelineSpec:

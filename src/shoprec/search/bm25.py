@@ -36,11 +36,13 @@ implement it later.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -50,7 +52,9 @@ import numpy.typing as npt
 import Stemmer  # type: ignore[import-not-found]  # PyStemmer ships no type information
 from bm25s.stopwords import STOPWORDS_EN
 
+from shoprec.artifacts.specs import SEARCH_INDEX_DIR, SPELLING_FILE, SearchFieldSpec, SearchIndexSpec
 from shoprec.catalog import BoolArray, CatalogIndex, IntArray
+from shoprec.errors import ArtifactError
 from shoprec.recall.channels import top_n
 from shoprec.search.spelling import Correction, SpellingCorrector
 
@@ -63,6 +67,10 @@ DEFAULT_FIELD_WEIGHTS: Mapping[str, float] = MappingProxyType(
 
 DEFAULT_STEM_WEIGHT = 0.5
 STEM_PREFIX = "~"
+ANALYZER = "shoprec-bm25/1"
+"""Names this module's tokenisation (words, quantities, plural folding, stems, stopwords) and the spelling
+vocabulary's rules: a prebuilt index records it, and one built by another analyzer is not loaded (its
+tokens may not be the ones queries are now split into). Change it with any of them."""
 
 # Units of sizes and quantities, each spelling mapped to one short form.  "m" (metre) is left out: "3 m"
 # would become the brand 3M.
@@ -296,6 +304,68 @@ class Bm25Search(LexicalMatches):
             stem_weight=stem_weight,
             spelling=corrector,
             doc_lengths=doc_lengths,
+        )
+
+    def save(self, directory: Path, *, name: str = SEARCH_INDEX_DIR) -> SearchIndexSpec:
+        """Write the index into ``directory`` (a bundle's folder ``name``): each field's ``bm25s`` arrays
+        and vocabulary under ``<field>/``, the spelling vocabulary as ``spelling.json``; return the spec
+        that :meth:`load` reads it back with."""
+        if not self._fields:
+            raise ValueError("the catalogue has no text to index")
+        directory.mkdir(parents=True, exist_ok=True)
+        for field, (index, _) in self._fields.items():
+            index.save(directory / field, show_progress=False)
+        if self.spelling is not None:
+            text = json.dumps(
+                self.spelling.to_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+            )
+            (directory / SPELLING_FILE).write_text(text, encoding="utf-8")
+        first = next(iter(self._fields.values()))[0]
+        return SearchIndexSpec(
+            dir=name,
+            analyzer=ANALYZER,
+            n_items=self.n_items,
+            k1=float(first.k1),
+            b=float(first.b),
+            stem_weight=self.stem_weight,
+            fields={
+                field: SearchFieldSpec(weight=weight, mean_length=self._doc_lengths.get(field, 1.0))
+                for field, (_, weight) in self._fields.items()
+            },
+            spelling=self.spelling is not None,
+        )
+
+    @classmethod
+    def load(cls, directory: Path, spec: SearchIndexSpec, *, mmap: bool = True) -> Bm25Search:
+        """The index that :meth:`save` wrote to ``directory``, its score arrays memory-mapped (``mmap``):
+        pages are read when a query first touches them, and processes on one host share them.
+        ``ArtifactError`` when a file is unreadable or does not match ``spec``."""
+        if spec.analyzer != ANALYZER:
+            raise ArtifactError(
+                f"{directory}: the index was built by analyzer {spec.analyzer!r}, not {ANALYZER!r}"
+            )
+        fields: dict[str, tuple[Any, float]] = {}
+        try:
+            for field, fspec in spec.fields.items():
+                index = bm25s.BM25.load(directory / field, mmap=mmap, show_progress=False)
+                n_docs = index.scores["num_docs"]
+                if n_docs != spec.n_items:
+                    raise ArtifactError(
+                        f"{directory / field}: indexes {n_docs} items, the spec says {spec.n_items}"
+                    )
+                fields[field] = (index, fspec.weight)
+            spelling = None
+            if spec.spelling:
+                obj = json.loads((directory / SPELLING_FILE).read_text(encoding="utf-8"))
+                spelling = SpellingCorrector.from_dict(obj)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"{directory}: cannot load the search index: {exc}") from None
+        return cls(
+            spec.n_items,
+            fields,
+            stem_weight=spec.stem_weight,
+            spelling=spelling,
+            doc_lengths={field: fspec.mean_length for field, fspec in spec.fields.items()},
         )
 
     def field_stats(self) -> list[FieldStats]:

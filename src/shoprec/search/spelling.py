@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from editdistpy import damerau_osa
 
@@ -135,11 +135,14 @@ class SpellingCorrector:
         self.min_length = min_length
         self.rare_count = rare_count
         self.ratio = ratio
+        self.min_count = min_count
         self._skip = frozenset(skip)
-        entries: dict[str, tuple[str, int]] = {}
-        for text, (replacement, n) in joined.items():
-            if n >= min_count and " " in replacement:
-                entries[text] = (replacement, n)
+        self.joined = {
+            text: (replacement, n)
+            for text, (replacement, n) in joined.items()
+            if n >= min_count and " " in replacement
+        }
+        entries = dict(self.joined)
         for word, n in self.counts.items():
             if n >= min_count and not _has_digit(word) and (word not in entries or entries[word][1] < n):
                 entries[word] = (word, n)
@@ -219,6 +222,40 @@ class SpellingCorrector:
             rare_count=rare_count,
             ratio=ratio,
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The corrector as JSON values: its vocabulary and parameters (:meth:`from_dict` reads it back; the
+        English word list is not part of it)."""
+        return {
+            "counts": self.counts,
+            "joined": {text: list(pair) for text, pair in self.joined.items()},
+            "skip": sorted(self._skip),
+            "min_length": self.min_length,
+            "min_count": self.min_count,
+            "rare_count": self.rare_count,
+            "ratio": self.ratio,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any], *, valid: WordList | None = _ENGLISH) -> SpellingCorrector:
+        """The corrector that :meth:`to_dict` wrote; ``ValueError`` when ``obj`` is malformed."""
+        try:
+            counts = {str(w): int(n) for w, n in obj["counts"].items()}
+            joined = {str(t): (str(r), int(n)) for t, (r, n) in obj["joined"].items()}
+            return cls(
+                counts,
+                joined,
+                skip=[str(w) for w in obj["skip"]],
+                min_length=int(obj["min_length"]),
+                min_count=int(obj["min_count"]),
+                rare_count=int(obj["rare_count"]),
+                ratio=float(obj["ratio"]),
+                valid=valid,
+            )
+        except KeyError as exc:
+            raise ValueError(f"spelling vocabulary lacks {exc}") from None
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed spelling vocabulary: {exc}") from None
 
     def suggest(self, word: str) -> str | None:
         """The replacement of one lowercased word (possibly two words), or ``None`` to keep it."""

@@ -46,6 +46,7 @@ from shoprec.ranking.tokens import left_pad
 from shoprec.recall.ann import add_vector_indexes
 from shoprec.recall.itemcf import ItemCFNeighbours, fit_itemcf
 from shoprec.recall.popularity import PopularityRecall, fit_popularity
+from shoprec.search.build import write_search_index
 from shoprec.training.config import TrainConfig
 from shoprec.training.export import export_onnx, parity_max_abs_diff, quantize_int8
 from shoprec.training.fusion import StackingModel, check_fitted_on_train, fit_fusions, pointwise_metrics
@@ -346,6 +347,8 @@ def run_training(
         spec = add_vector_indexes(spec, writer, embeddings, text_vectors, threads=config.threads)
         if catalog_rows:
             writer.add_jsonl(CATALOG, catalog_rows)
+            # Serving loads it instead of tokenising the catalogue on the first search.
+            spec = spec.model_copy(update={"search": write_search_index(catalog, writer)})
         total_seconds = time.perf_counter() - t_start
         timings = {
             "train_seconds": round(result.seconds, 1),
