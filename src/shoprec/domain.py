@@ -38,12 +38,25 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Appended:
+    """What one call appended to a user's sequence: the recent items before it (oldest first) and the items
+    of the events it applied, in the order applied (duplicates left out)."""
+
+    before: tuple[str, ...]
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ApplyResult:
-    """Outcome of applying a batch of events to the user-state store."""
+    """Outcome of applying a batch of events to the user-state store.
+
+    ``appended`` (per changed user) feeds the online co-occurrence counts (``docs/online-updates.md``); it
+    is not part of equality, and a store that does not report it leaves it empty."""
 
     applied: int
     duplicates: int
     users: frozenset[str] = frozenset()
+    appended: dict[str, Appended] = field(default_factory=dict, compare=False)
 
 
 @dataclass

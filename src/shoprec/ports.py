@@ -6,7 +6,7 @@ the composition root (``shoprec.container``), never by patching modules.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -188,3 +188,31 @@ class EventLog(Protocol):
     def describe(self) -> str:
         """Backend name, e.g. ``file:///path`` or ``firehose://stream``."""
         ...
+
+
+@runtime_checkable
+class InteractionStatsStore(Protocol):
+    """Interaction counts learnt from the event stream between retrains (``docs/online-updates.md``): per
+    item, the items viewed near it (co-occurrence weights, a neighbour list of at most ``max_neighbours``)
+    and how much it was interacted with lately (trending). Both decay with a half-life: a weight added at
+    time ``t`` counts ``2 ** -((now - t) / half_life)`` at ``now``. Adapters raise
+    ``BackendUnavailableError`` when the backend fails.
+    """
+
+    def record(
+        self, pairs: Mapping[str, Mapping[str, float]], items: Mapping[str, float], *, at: float
+    ) -> None:
+        """Add weights observed at ``at`` (unix seconds): ``pairs[a][b]`` to ``b``'s weight in ``a``'s
+        neighbour list, ``items[i]`` to ``i``'s trending count."""
+        ...
+
+    def neighbours(self, item_ids: Sequence[str], *, at: float) -> dict[str, dict[str, float]]:
+        """The neighbour lists of ``item_ids`` decayed to ``at``, in as few backend reads as it allows (one
+        for the few items of a request); items without a list are left out."""
+        ...
+
+    def trending(self, *, at: float) -> dict[str, float]:
+        """Every item's trending count decayed to ``at``; items not counted lately are left out."""
+        ...
+
+    def describe(self) -> str: ...

@@ -12,7 +12,7 @@ import pytest
 from shoprec.adapters.aws.clients import aws_client
 from shoprec.adapters.aws.dynamodb_state import DynamoDbUserStateStore, create_table
 from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
-from shoprec.domain import MAX_RECENT_ITEMS, ApplyResult, Event, EventType
+from shoprec.domain import MAX_RECENT_ITEMS, Appended, ApplyResult, Event, EventType
 from shoprec.ports import UserStateStore
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -57,6 +57,18 @@ def test_a_repeated_event_id_is_a_duplicate_in_a_later_call(store: UserStateStor
     again = store.apply_events([event("e1", "u1", "10"), event("e3", "u1", "12", 2)])
     assert again == ApplyResult(applied=0, duplicates=2, users=frozenset())
     assert store.recent_items("u1") == ["10", "11", "12"]
+
+
+def test_the_result_says_what_was_appended_after_which_items(store: UserStateStore) -> None:
+    """What the online co-occurrence counts learn from: each user's items before and the new ones."""
+    store.apply_events([event("e1", "u1", "10")])
+    batch = [event("e1", "u1", "10"), event("e3", "u1", "12", 2), event("e2", "u1", "11", 1)]
+    result = store.apply_events([*batch, event("f", "u2", "10")])
+    assert result.appended == {
+        "u1": Appended(before=("10",), items=("11", "12")),
+        "u2": Appended(before=(), items=("10",)),
+    }
+    assert store.apply_events([event("e2", "u1", "11", 1)]).appended == {}
 
 
 def test_a_repeated_event_id_within_one_batch_is_applied_once(store: UserStateStore) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from shoprec.artifacts import Bundle, FusionSpec, Manifest, PipelineSpec, RankerSpec
 from shoprec.catalog import CatalogIndex
-from shoprec.domain import MAX_RECENT_ITEMS, ApplyResult, Event, EventType
+from shoprec.domain import MAX_RECENT_ITEMS, Appended, ApplyResult, Event, EventType
 from shoprec.errors import BackendUnavailableError, RankerUnavailableError
 from shoprec.pipeline import RecommendationPipeline, build_pipeline
 from shoprec.ports import Cache, Instance, Ranker, UserStateStore
@@ -211,13 +211,16 @@ class DictStateStore:
                 continue
             self.event_ids.add(e.event_id)
             fresh.append(e)
+        appended: dict[str, Appended] = {}
         for e in sorted(fresh, key=lambda e: e.timestamp):
             seq = self.recent.setdefault(e.user_id, [])
+            before = appended.get(e.user_id, Appended(tuple(seq), ()))
+            appended[e.user_id] = Appended(before.before, (*before.items, e.item_id))
             seq.append(e.item_id)
             del seq[:-MAX_RECENT_ITEMS]
             users.add(e.user_id)
             applied += 1
-        return ApplyResult(applied=applied, duplicates=duplicates, users=frozenset(users))
+        return ApplyResult(applied=applied, duplicates=duplicates, users=frozenset(users), appended=appended)
 
     def delete_user(self, user_id: str) -> bool:
         self._check()

@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shoprec.adapters import plan_events
 from shoprec.adapters.aws.clients import dynamodb_clients
-from shoprec.domain import MAX_RECENT_ITEMS, ApplyResult, Event
+from shoprec.domain import MAX_RECENT_ITEMS, Appended, ApplyResult, Event
 from shoprec.errors import BackendUnavailableError
 
 STATE_SK = "STATE"
@@ -96,16 +96,17 @@ class DynamoDbUserStateStore:
         plan = plan_events(events)
         applied = 0
         duplicates = plan.duplicates_in_batch
-        changed: set[str] = set()
+        changed: dict[str, Appended] = {}
         for user_id, user_events in plan.by_user.items():
             # One action of every transaction is the state item, the rest are event items.
             for chunk in _chunks(user_events, MAX_TRANSACT_ITEMS - 1):
-                n_applied, n_duplicates = self._apply_user_chunk(user_id, chunk)
-                applied += n_applied
+                n_duplicates, appended = self._apply_user_chunk(user_id, chunk)
+                applied += len(appended.items)
                 duplicates += n_duplicates
-                if n_applied:
-                    changed.add(user_id)
-        return ApplyResult(applied=applied, duplicates=duplicates, users=frozenset(changed))
+                if appended.items:
+                    earlier = changed.get(user_id, Appended(appended.before, ()))
+                    changed[user_id] = Appended(earlier.before, earlier.items + appended.items)
+        return ApplyResult(applied=applied, duplicates=duplicates, users=frozenset(changed), appended=changed)
 
     def delete_user(self, user_id: str) -> bool:
         keys: list[dict[str, Any]] = []
@@ -147,8 +148,9 @@ class DynamoDbUserStateStore:
         items = [v["S"] for v in item.get("items", {}).get("L", [])]
         return items, int(item.get("version", {}).get("N", "0"))
 
-    def _apply_user_chunk(self, user_id: str, events: list[Event]) -> tuple[int, int]:
-        """Apply ``events`` (one user, at most 99, timestamp order); returns (applied, duplicates)."""
+    def _apply_user_chunk(self, user_id: str, events: list[Event]) -> tuple[int, Appended]:
+        """Apply ``events`` (one user, at most 99, timestamp order); returns the number of duplicates and
+        what was appended."""
         pending = list(events)
         duplicates = 0
         attempt = 0
@@ -167,7 +169,7 @@ class DynamoDbUserStateStore:
                 # A fresh token per attempt: botocore's own retries of this call reuse it, so a retry after
                 # a lost response is not mistaken for a duplicate by DynamoDB.
                 self._client.transact_write_items(TransactItems=actions, ClientRequestToken=uuid.uuid4().hex)
-                return len(pending), duplicates
+                return duplicates, Appended(tuple(items), tuple(e.item_id for e in pending))
             except ClientError as exc:
                 if _error_code(exc) != "TransactionCanceledException":
                     raise self._unavailable("TransactWriteItems", exc) from exc
@@ -184,7 +186,7 @@ class DynamoDbUserStateStore:
                     _backoff(attempt)
             except BotoCoreError as exc:
                 raise self._unavailable("TransactWriteItems", exc) from exc
-        return 0, duplicates
+        return duplicates, Appended((), ())
 
     def _event_put(self, user_id: str, event: Event, now: float) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from shoprec.adapters import plan_events
-from shoprec.domain import MAX_RECENT_ITEMS, ApplyResult, Event
+from shoprec.domain import MAX_RECENT_ITEMS, Appended, ApplyResult, Event
 from shoprec.errors import BackendUnavailableError
 
 _SCHEMA = """
@@ -92,7 +92,7 @@ class SqliteUserStateStore:
         plan = plan_events(events)
         applied = 0
         duplicates = plan.duplicates_in_batch
-        changed: set[str] = set()
+        changed: dict[str, Appended] = {}
         now = time.time()
         with self._transaction() as conn:
             for user_id, user_events in plan.by_user.items():
@@ -106,11 +106,12 @@ class SqliteUserStateStore:
                 if not new_items:
                     continue
                 row = conn.execute(_SELECT_ITEMS, (user_id,)).fetchone()
-                items = (json.loads(row[0]) if row else []) + new_items
+                before = json.loads(row[0]) if row else []
+                items = before + new_items
                 conn.execute(_UPSERT_ITEMS, (user_id, json.dumps(items[-MAX_RECENT_ITEMS:]), now))
                 applied += len(new_items)
-                changed.add(user_id)
-        return ApplyResult(applied=applied, duplicates=duplicates, users=frozenset(changed))
+                changed[user_id] = Appended(tuple(before), tuple(new_items))
+        return ApplyResult(applied=applied, duplicates=duplicates, users=frozenset(changed), appended=changed)
 
     def delete_user(self, user_id: str) -> bool:
         """Delete the user's rows so that no copy stays in the files: ``secure_delete`` (set on every
