@@ -87,7 +87,7 @@ def _hybrid(query_vectors: dict[str, list[float]], **kw: float) -> HybridSearch:
 
 
 def test_hybrid_fuses_normalised_scores_by_hand() -> None:
-    hybrid = _hybrid({"tape": [1.0, 0.0]}, semantic_weight=0.5)
+    hybrid = _hybrid({"tape": [1.0, 0.0]}, semantic_weight=0.5, feedback_weight=0.0)
     hits = hybrid.hits("tape")
     # BM25 matches only c (normalised 1.0). Semantic cosines: a 1.0, b 0.6, c 0.0, d 0.8 -> min-max over the
     # candidates {a, b, c, d}: 1.0, 0.6, 0.0, 0.8.  Fused 0.5 * lexical + 0.5 * semantic:
@@ -96,6 +96,29 @@ def test_hybrid_fuses_normalised_scores_by_hand() -> None:
     assert hits.channels == [("semantic",), ("bm25", "semantic"), ("semantic",), ("semantic",)]
     assert hybrid.search("tape", 2)[0].tolist() == [0, 2]
     assert hybrid.search("tape", 5, np.array([False, True, True, False]))[0].tolist() == [2, 1]
+
+
+def test_feedback_vector_is_rocchio_with_a_rank_discount_by_hand() -> None:
+    dense = DenseSearch(FakeEncoder({}), ITEMS, LEAVES)
+    q = np.array([1.0, 0.0], dtype=np.float32)
+    # Items 0 and 2 weighted 1 and 1/log2(3): mean (1 * [1, 0] + 0.6309 * [0, 1]) / 1.6309 = [0.6131, 0.3869];
+    # q + 1.0 * mean = [1.6131, 0.3869], norm 1.6589.
+    expanded = dense.feedback_vector(q, np.array([0, 2]), 1.0)
+    assert expanded.tolist() == pytest.approx([0.97240, 0.23323], abs=1e-4)
+    assert dense.feedback_vector(q, np.array([0, 2]), 0.0) is q
+    assert dense.feedback_vector(q, np.array([], dtype=np.int64), 1.0) is q
+
+
+def test_hybrid_scores_the_semantic_channel_again_with_the_feedback_vector_by_hand() -> None:
+    hybrid = _hybrid({"tape": [1.0, 0.0]}, semantic_weight=0.5, feedback_items=2, feedback_weight=1.0)
+    hits = hybrid.hits("tape")
+    # First ranking a, c, d, b (the test above): feedback from a and c gives q' = [0.9724, 0.2332]
+    # (test above). Cosines a 0.9724, b 0.7700, c 0.2332, d 0.9179 -> min-max 1.0, 0.7262, 0.0, 0.9262;
+    # fused 0.5 * lexical (c: 1) + 0.5 * semantic:
+    assert hits.items.tolist() == [0, 2, 3, 1]
+    assert hits.scores.tolist() == pytest.approx([0.5, 0.5, 0.4631, 0.3631], abs=1e-4)
+    with pytest.raises(ValueError, match="feedback"):
+        _hybrid({}, feedback_items=0)
 
 
 def test_long_queries_lean_on_the_semantic_channel() -> None:

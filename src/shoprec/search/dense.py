@@ -119,11 +119,27 @@ class DenseSearch:
 
     def scores(self, query: str) -> FloatArray:
         """Every item's score for ``query`` (see the module docstring)."""
-        q = self.query_vector(query)
+        return self.vector_scores(self.query_vector(query))
+
+    def vector_scores(self, q: FloatArray) -> FloatArray:
+        """Every item's score for the query vector ``q``: item cosine plus the category prior."""
         scores = self._vectors @ q
         if self.category_weight:
             scores += self.category_weight * (self._centroids @ q)[self._leaf]
         return scores.astype(np.float32, copy=False)
+
+    def feedback_vector(self, q: FloatArray, items: IntArray, weight: float) -> FloatArray:
+        """Rocchio's expansion of the query vector ``q`` by ``items`` (taken as relevant, best first):
+        ``q + weight * m``, unit-normalised, where ``m`` is the items' mean vector with the rank discount
+        ``1 / log2(rank + 1)`` (the first item counts most; a longer list dilutes less than a flat mean)."""
+        if items.size == 0 or weight == 0:
+            return q
+        discount = 1.0 / np.log2(np.arange(items.size, dtype=np.float64) + 2.0)
+        mean = (discount @ self._vectors[items].astype(np.float64)) / discount.sum()
+        expanded = q.astype(np.float64) + weight * mean
+        norm = float(np.linalg.norm(expanded))
+        out: FloatArray = (expanded / norm if norm > 0 else expanded).astype(np.float32)
+        return out
 
     def match(self, query: str) -> tuple[IntArray, FloatArray]:
         """The ``depth`` best items (every item has some similarity; the channel keeps its head)."""

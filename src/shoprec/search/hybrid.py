@@ -34,6 +34,8 @@ HYBRID = "hybrid"
 DEFAULT_SEMANTIC_WEIGHT = 0.6
 DEFAULT_LONG_QUERY_WEIGHT = 0.9
 LONG_QUERY_WORDS = 3
+DEFAULT_FEEDBACK_ITEMS = 20
+DEFAULT_FEEDBACK_WEIGHT = 2.0
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,23 @@ class HybridSearch:
         semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
         long_query_weight: float = DEFAULT_LONG_QUERY_WEIGHT,
         long_query_words: int = LONG_QUERY_WORDS,
+        feedback_items: int = DEFAULT_FEEDBACK_ITEMS,
+        feedback_weight: float = DEFAULT_FEEDBACK_WEIGHT,
     ) -> None:
+        """``feedback_items`` and ``feedback_weight``: the pseudo-relevance feedback (module docstring;
+        weight 0 turns it off)."""
         for name, value in (("semantic_weight", semantic_weight), ("long_query_weight", long_query_weight)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        if feedback_items < 1 or feedback_weight < 0:
+            raise ValueError("feedback_items must be >= 1 and feedback_weight >= 0")
         self.lexical = lexical
         self.semantic = semantic
         self.semantic_weight = semantic_weight
         self.long_query_weight = long_query_weight
         self.long_query_words = long_query_words
+        self.feedback_items = feedback_items
+        self.feedback_weight = feedback_weight
         self.n_items = semantic.n_items
 
     def weight_for(self, query: str) -> float:
@@ -84,23 +94,14 @@ class HybridSearch:
 
     def hits(self, query: str) -> SearchHits:
         lex_idx, lex_scores = self.lexical.match(query)
-        sem_all = self.semantic.scores(query)
-        sem_idx = top_n(sem_all, self.semantic.depth)  # what semantic.match returns, without a 2nd product
-        items = np.union1d(lex_idx, sem_idx).astype(np.int64)
-        if items.size == 0:
-            return SearchHits(items, np.zeros(0, np.float32), [])
-        lexical = np.zeros(self.n_items, dtype=np.float64)
-        lexical[lex_idx] = lex_scores
-        lex = lexical[items]
-        top = lex.max()
-        lex = lex / top if top > 0 else lex
-        sem = sem_all[items].astype(np.float64)
-        low, high = sem.min(), sem.max()
-        sem = (sem - low) / (high - low) if high > low else np.zeros_like(sem)
         w = self.weight_for(query)
-        fused = ((1 - w) * lex + w * sem).astype(np.float32)
-        order = np.lexsort((items, -fused))
-        items, fused = items[order], fused[order]
+        q = self.semantic.query_vector(query)
+        items, fused, sem_idx = self._fuse(lex_idx, lex_scores, self.semantic.vector_scores(q), w)
+        if self.feedback_weight > 0 and items.size:
+            # Pseudo-relevance feedback: the first ranking's head stands in for the relevant items, and the
+            # query vector moves towards them before the semantic channel is scored again.
+            q = self.semantic.feedback_vector(q, items[: self.feedback_items], self.feedback_weight)
+            items, fused, sem_idx = self._fuse(lex_idx, lex_scores, self.semantic.vector_scores(q), w)
         in_lex = np.zeros(self.n_items, dtype=bool)
         in_lex[lex_idx] = True
         in_sem = np.zeros(self.n_items, dtype=bool)
@@ -111,6 +112,27 @@ class HybridSearch:
             for i in items.tolist()
         ]
         return SearchHits(items, fused, channels)
+
+    def _fuse(
+        self, lex_idx: IntArray, lex_scores: FloatArray, sem_all: FloatArray, w: float
+    ) -> tuple[IntArray, FloatArray, IntArray]:
+        """The candidates (lexical matches and the semantic head) ordered by fused score, their scores,
+        and the semantic head."""
+        sem_idx = top_n(sem_all, self.semantic.depth)  # what semantic.match returns, without a 2nd product
+        items = np.union1d(lex_idx, sem_idx).astype(np.int64)
+        if items.size == 0:
+            return items, np.zeros(0, np.float32), sem_idx
+        lexical = np.zeros(self.n_items, dtype=np.float64)
+        lexical[lex_idx] = lex_scores
+        lex = lexical[items]
+        top = lex.max()
+        lex = lex / top if top > 0 else lex
+        sem = sem_all[items].astype(np.float64)
+        low, high = sem.min(), sem.max()
+        sem = (sem - low) / (high - low) if high > low else np.zeros_like(sem)
+        fused = ((1 - w) * lex + w * sem).astype(np.float32)
+        order = np.lexsort((items, -fused))
+        return items[order], fused[order], sem_idx
 
     def match(self, query: str) -> tuple[IntArray, FloatArray]:
         hits = self.hits(query)

@@ -125,6 +125,8 @@ def live_search(
             semantic_weight=base.semantic_weight,
             long_query_weight=base.long_query_weight,
             long_query_words=base.long_query_words,
+            feedback_items=base.feedback_items,
+            feedback_weight=base.feedback_weight,
         )
     if isinstance(base, Bm25Search):
         return LiveLexical(base, texts, catalog.n_items)
