@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from shoprec.cli import batch, endpoint, models, retrain, sagemaker, search_eval, serving
+from shoprec.cli import batch, cost, endpoint, models, retrain, sagemaker, search_eval, serving
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="shoprec: search and recommendation.")
 app.command()(models.train)
@@ -20,6 +20,7 @@ app.command()(retrain.retrain)
 app.command()(search_eval.search_eval)
 app.command()(batch.batch)
 app.command()(serving.serve)
+app.command()(cost.cost)
 app.add_typer(serving.state_app, name="state")
 app.add_typer(endpoint.app, name="endpoint")
 app.add_typer(sagemaker.app, name="sagemaker")
