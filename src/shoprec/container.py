@@ -26,7 +26,17 @@ from shoprec.artifacts import Bundle, load_bundle
 from shoprec.catalog import CatalogIndex
 from shoprec.errors import ShopRecError
 from shoprec.pipeline import RecommendationPipeline, build_pipeline
-from shoprec.ports import ArtifactStore, Cache, EventLog, ItemStore, Ranker, RuleStore, UserStateStore
+from shoprec.ports import (
+    ArtifactStore,
+    Cache,
+    EventLog,
+    InteractionStatsStore,
+    ItemStore,
+    Ranker,
+    RuleStore,
+    UserStateStore,
+)
+from shoprec.recall.online import BlendWeights, OnlineStats
 from shoprec.resilience import BreakerCache, BreakerRanker, CircuitBreaker
 from shoprec.services.events import DEFAULT_AUDIT_KEY, EventService
 from shoprec.services.live_catalog import LiveCatalog
@@ -55,7 +65,8 @@ class IngestContainer:
     queue writes them too), the user-state store, the cache (a user's lists are invalidated) and the
     events service over them. No ranker, pipeline or search index.
 
-    ``catalog`` is the bundle's catalogue; ``live.catalog`` the one served now."""
+    ``catalog`` is the bundle's catalogue; ``live.catalog`` the one served now; ``stats`` the live
+    co-occurrence and trending counts the events update (``None`` with ``online_updates`` off)."""
 
     settings: Settings
     artifacts: ArtifactStore
@@ -65,6 +76,7 @@ class IngestContainer:
     cache: Cache
     events: EventService
     live: LiveCatalog
+    stats: InteractionStatsStore | None
 
     @property
     def model_version(self) -> str:
@@ -120,6 +132,8 @@ def build_container(
     items: ItemStore | None = None,
     merchandising: bool = True,
     event_log: EventLog | None = None,
+    stats: InteractionStatsStore | None = None,
+    stats_clock: Callable[[], float] = time.time,
 ) -> Container:
     """Build the API's object graph for ``settings``; a port passed explicitly replaces the configured one.
 
@@ -140,6 +154,8 @@ def build_container(
         cache=cache,
         items=items,
         event_log=event_log,
+        stats=stats,
+        stats_clock=stats_clock,
     )
     ranker = ranker or ranker_for(
         settings.ranker,
@@ -154,6 +170,7 @@ def build_container(
         ranker,
         candidates=settings.candidates,
         latency_budget_ms=settings.latency_budget_ms,
+        online=_online_stats(settings, base.stats, stats_clock),
     )
     rule_service = MerchandisingService(
         rules or rule_store_for(settings.state if state is None else None), refresh_s=settings.rules_refresh_s
@@ -185,6 +202,8 @@ def build_container(
         base.cache,
         audit_key=audit_key_of(settings),
         event_log=base.events.event_log,
+        stats=base.stats,
+        clock=stats_clock,
     )
     return Container(
         **graph,
@@ -204,11 +223,14 @@ def build_ingest_container(
     cache: Cache | None = None,
     items: ItemStore | None = None,
     event_log: EventLog | None = None,
+    stats: InteractionStatsStore | None = None,
+    stats_clock: Callable[[], float] = time.time,
 ) -> IngestContainer:
     """Build the ingest function's object graph for ``settings``: no ranker, pipeline or search index, so
     ``settings.ranker`` is never read. Raises as :func:`build_container` does. The event log is
     ``event_log``, else the configured one (:func:`event_log_for`; with a ``state`` passed in, only an
-    explicitly configured one)."""
+    explicitly configured one). The interaction stats are ``stats``, else the ones beside the state (with
+    a ``state`` passed in, in process), dated by ``stats_clock``; none with ``online_updates`` off."""
     from shoprec.adapters.item_stores import item_store_for
 
     store, bundle, catalog = _served_catalogue(settings, version, artifacts)
@@ -216,6 +238,8 @@ def build_ingest_container(
         settings.state if state is None else None, read_timeout_s=settings.catalog_read_timeout_s
     )
     log = event_log if event_log is not None else event_log_for(settings, beside_state=state is None)
+    if stats is None and settings.online_updates:
+        stats = stats_store_for(settings, beside_state=state is None)
     state = state or state_store_for(settings.state, read_timeout_s=settings.state_read_timeout_s)
     cache = cache or configured_cache(settings)
     live = LiveCatalog(catalog, items, refresh_s=settings.catalog_refresh_s)
@@ -227,9 +251,16 @@ def build_ingest_container(
         state=state,
         cache=cache,
         events=EventService(
-            lambda: live.catalog, state, cache, audit_key=audit_key_of(settings), event_log=log
+            lambda: live.catalog,
+            state,
+            cache,
+            audit_key=audit_key_of(settings),
+            event_log=log,
+            stats=stats,
+            clock=stats_clock,
         ),
         live=live,
+        stats=stats,
     )
 
 
@@ -317,6 +348,33 @@ def state_store_for(dsn: str, *, read_timeout_s: float = 0.1) -> UserStateStore:
 
         return SqliteUserStateStore(Path(dsn.removeprefix("sqlite:///")))
     raise ValueError(f"state: unknown backend {dsn!r}")
+
+
+def stats_store_for(settings: Settings, *, beside_state: bool = True) -> InteractionStatsStore:
+    """The live interaction counts beside the user state (``beside_state``), else in process; DynamoDB reads
+    them on the request path with the state's read timeout."""
+    from shoprec.adapters.interaction_stats import interaction_stats_for
+
+    return interaction_stats_for(
+        settings.state if beside_state else None,
+        half_life_s=settings.online_half_life_s,
+        read_timeout_s=settings.state_read_timeout_s,
+    )
+
+
+def _online_stats(
+    settings: Settings, stats: InteractionStatsStore | None, clock: Callable[[], float]
+) -> OnlineStats | None:
+    """What serving reads of ``stats``: cached for ``online_refresh_s``, blended with the settings'
+    weights."""
+    if stats is None:
+        return None
+    weights = BlendWeights(
+        itemcf=settings.online_itemcf_weight,
+        popularity=settings.online_popularity_weight,
+        min_count=settings.online_min_count,
+    )
+    return OnlineStats(stats, refresh_s=settings.online_refresh_s, weights=weights, clock=clock)
 
 
 def event_log_for(settings: Settings, *, beside_state: bool = True) -> EventLog | None:

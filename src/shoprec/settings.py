@@ -146,6 +146,43 @@ class Settings(BaseSettings):
         description="How often (at most) a process asks the item store whether the live catalogue changed "
         "(PUT/DELETE /v1/items); a change is served everywhere within about this long.",
     )
+    online_updates: bool = Field(
+        default=True,
+        description="Learn item co-occurrence and trending popularity from the event stream between "
+        "retrains, beside the user state (docs/online-updates.md), and blend them into the item-CF and "
+        "popularity channels.",
+    )
+    online_half_life_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="Half-life of the live co-occurrence and trending counts: a view counts half as much "
+        "this long after it happened.",
+    )
+    online_refresh_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="How long a process serves the live counts it read before reading them again: pairs "
+        "viewed together show up in each other's similar items within about this long.",
+    )
+    online_itemcf_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="What an item's strongest live co-occurrence pair adds to item-CF, as a multiple of its "
+        "best similarity in the bundle (0 turns the blend off).",
+    )
+    online_popularity_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="What the most trending item adds to popularity, as a multiple of the bundle's best "
+        "seller's count (0 turns the blend off).",
+    )
+    online_min_count: float = Field(
+        default=3.0,
+        ge=0,
+        description="Decayed weight below which a live pair or trending count is ignored (a few users, "
+        "not one, must view two items together).",
+    )
     max_body_bytes: int = Field(
         default=262_144, ge=1_024, description="Largest accepted request body; larger ones get 413."
     )

@@ -29,6 +29,7 @@ from shoprec.recall.channels import (
 )
 from shoprec.recall.itemcf import ItemCFNeighbours
 from shoprec.recall.merge import MergePolicy
+from shoprec.recall.online import OnlineItemCF, OnlinePopularity, OnlineStats
 
 
 def build_pipeline(
@@ -41,13 +42,15 @@ def build_pipeline(
     fusion: Fusion | None = None,
     vector_index: VectorIndex | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    online: OnlineStats | None = None,
 ) -> RecommendationPipeline:
     """The pipeline of ``bundle.pipeline``: its channels, merge policy and fusion.
 
     ``candidates`` overrides the bundle's recall budget, ``fusion`` its fusion (offline comparisons),
     ``vector_index`` the embedding channel's inner-product search (by default the bundle's ANN index
     when it has one, else exact search; the content channel likewise).
-    Raises ``ArtifactError`` when a model file is malformed.
+    ``online``: the live co-occurrence and trending counts to blend into item-CF and popularity
+    (:mod:`shoprec.recall.online`). Raises ``ArtifactError`` when a model file is malformed.
     """
     if catalog.n_items != bundle.n_items:
         raise ValueError(f"catalog has {catalog.n_items} items, the bundle {bundle.n_items}")
@@ -80,6 +83,7 @@ def build_pipeline(
         vector_index=vector_index,
         text_index=text_index,
         clock=clock,
+        online=online,
     )
 
 
@@ -98,16 +102,27 @@ def assemble_pipeline(
     vector_index: VectorIndex | None = None,
     text_index: VectorIndex | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    online: OnlineStats | None = None,
 ) -> RecommendationPipeline:
     """The pipeline ``spec`` describes, over models given as objects (training builds one from the models
     fitted on the training split, before any bundle exists). Without ``text_embeddings`` the content
     channel recalls nothing."""
     channels: list[RecallChannel] = [
-        ItemCFChannel(itemcf, catalog, max_history=spec.itemcf.max_history, decay=spec.itemcf.decay),
+        ItemCFChannel(
+            itemcf,
+            catalog,
+            max_history=spec.itemcf.max_history,
+            decay=spec.itemcf.decay,
+            online=OnlineItemCF(online, catalog, itemcf) if online is not None else None,
+        ),
         EmbeddingChannel(
             embeddings, catalog, index=vector_index, last=spec.embedding.last, decay=spec.embedding.decay
         ),
-        PopularityChannel(popularity, catalog),
+        PopularityChannel(
+            popularity,
+            catalog,
+            online=OnlinePopularity(online, catalog, popularity) if online is not None else None,
+        ),
         ContentChannel(
             text_embeddings,
             catalog,

@@ -354,7 +354,8 @@ class RecommendationPipeline:
         return self._ask_ranker([(history, items)], t0).scores[0]
 
     def similar(self, item: int, k: int) -> list[Candidate]:
-        """Items similar to ``item``: its item-CF neighbours, padded with the items whose text is closest
+        """Items similar to ``item``: its item-CF neighbours (live co-occurrence blended in when the
+        pipeline has it: :mod:`shoprec.recall.online`), padded with the items whose text is closest
         (content channel) or, in a bundle without text embeddings, the closest Transformer embeddings.
         Only servable items (in stock, listed) are returned.
 
@@ -367,7 +368,7 @@ class RecommendationPipeline:
         """
         title = self.catalog.short_title(item)
         servable = None if self.catalog.all_available else self.catalog.available
-        cf_idx, cf_scores = self.itemcf.itemcf.similar(item)
+        cf_idx, cf_scores = self.itemcf.similar(item)
         keep = cf_idx != item
         if servable is not None:
             keep &= servable[cf_idx]

@@ -9,6 +9,8 @@ row built from what is known about it — its text:
   recent items read like it, and listed among the similar items of its peers;
 - **item-CF**: no neighbours and in no one's neighbour list (nobody has interacted with it yet);
 - **popularity**: zero;
+- **live co-occurrence and trending** (:mod:`shoprec.recall.online`): the same live counts, over the live
+  catalogue, so an added item that is viewed next to others gets neighbours before any retrain;
 - **Transformer embedding and ranker**: those of its *stand-in*, the bundle item whose text is closest
   to its own. The ranker is asked about the stand-in's id in the new item's place (in the candidates and
   in a history), so a new item is ranked as the Transformer ranks the product most like it, and a user
@@ -96,12 +98,24 @@ def extend_pipeline(
     # exactly (the catalogue changes rarely compared with requests, and exact search is milliseconds here).
     embedding_index = base.embedding.index if m == 0 else None
     content_index = base.content.index if not vectors else None
+    online_cf = base.itemcf.online
+    online_pop = base.popularity.online
     channels: list[RecallChannel] = [
-        ItemCFChannel(itemcf, catalog, max_history=base.itemcf.max_history, decay=base.itemcf.decay),
+        ItemCFChannel(
+            itemcf,
+            catalog,
+            max_history=base.itemcf.max_history,
+            decay=base.itemcf.decay,
+            online=online_cf.over(catalog, itemcf) if online_cf is not None else None,
+        ),
         EmbeddingChannel(
             embeddings, catalog, index=embedding_index, last=base.embedding.last, decay=base.embedding.decay
         ),
-        PopularityChannel(popularity, catalog),
+        PopularityChannel(
+            popularity,
+            catalog,
+            online=online_pop.over(catalog, popularity) if online_pop is not None else None,
+        ),
         ContentChannel(
             content, catalog, index=content_index, last=base.content.last, decay=base.content.decay
         ),

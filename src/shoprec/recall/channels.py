@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,9 @@ import numpy.typing as npt
 from shoprec.artifacts.specs import CONTENT_CHANNEL, EMBEDDING_CHANNEL, ITEMCF_CHANNEL, POPULARITY_CHANNEL
 from shoprec.catalog import BoolArray, CatalogIndex, IntArray
 from shoprec.recall.itemcf import DEFAULT_DECAY, DEFAULT_MAX_HISTORY, ItemCFNeighbours
+
+if TYPE_CHECKING:
+    from shoprec.recall.online import OnlineItemCF, OnlinePopularity
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -182,7 +185,8 @@ class ExactDotProductIndex:
 
 
 class ItemCFChannel:
-    """Item-CF neighbours of the recent items, scored by :meth:`ItemCFNeighbours.score_histories`.
+    """Item-CF neighbours of the recent items, scored by :meth:`ItemCFNeighbours.score_histories`, with
+    the live co-occurrence counts of ``online`` blended in when given (:mod:`shoprec.recall.online`).
 
     The reason names the recent item that contributes most to the candidate's score
     ("because you viewed Digital Caliper 6 inch").
@@ -197,19 +201,38 @@ class ItemCFChannel:
         *,
         max_history: int = DEFAULT_MAX_HISTORY,
         decay: float = DEFAULT_DECAY,
+        online: OnlineItemCF | None = None,
     ) -> None:
         self.itemcf = itemcf
         self.catalog = catalog
         self.max_history = max_history
         self.decay = decay
+        self.online = online
+
+    def scores(self, recent: IntArray) -> FloatArray:
+        """Every item's score for ``recent``: the bundle's item-CF sum plus what the live lists add."""
+        n_items = self.catalog.n_items
+        scores: FloatArray = self.itemcf.score_histories(
+            [recent], n_items, max_history=self.max_history, decay=self.decay
+        )[0]
+        if self.online is not None:
+            extra = self.online.scores(recent, n_items, max_history=self.max_history, decay=self.decay)
+            if extra is not None:
+                scores += extra
+        return scores
+
+    def similar(self, item: int) -> tuple[IntArray, FloatArray]:
+        """``item``'s neighbours best first: the bundle's, with the live ones blended in."""
+        idx, scores = self.itemcf.similar(item)
+        if self.online is None:
+            return idx, scores
+        return self.online.similar(item, idx, scores)
 
     def recall(self, context: RecallContext, n: int) -> Recalled:
         recent = context.recent
         if recent.size == 0 or n <= 0:
             return Recalled.none()
-        scores = self.itemcf.score_histories(
-            [recent], self.catalog.n_items, max_history=self.max_history, decay=self.decay
-        )[0]
+        scores = self.scores(recent)
         positive = scores > 0
         mask = context.allowed_mask(scores.size)
         idx = top_n(scores, n, positive if mask is None else positive & mask)
@@ -218,10 +241,7 @@ class ItemCFChannel:
     def signal(self, context: RecallContext, items: IntArray) -> FloatArray:
         if context.recent.size == 0:
             return np.zeros(items.size, dtype=np.float32)
-        row = self.itemcf.score_histories(
-            [context.recent], self.catalog.n_items, max_history=self.max_history, decay=self.decay
-        )[0]
-        out: FloatArray = row[items]
+        out: FloatArray = self.scores(context.recent)[items]
         return out
 
     def reasons(self, context: RecallContext, items: IntArray) -> list[str]:
@@ -271,6 +291,11 @@ class ItemCFChannel:
         rows = np.broadcast_to(np.arange(uniq.size)[:, None], cols.shape)
         contrib = np.zeros((uniq.size, items.size), dtype=np.float64)
         contrib[rows[valid], cols[valid]] = nb_val[valid]
+        if self.online is not None:
+            for r, (live_idx, extra) in enumerate(self.online.rows(uniq)):
+                live_cols = column[live_idx]
+                hit = live_cols >= 0
+                contrib[r, live_cols[hit]] += extra[hit] * item_weight[r]
         best: IntArray = uniq[np.argmax(contrib, axis=0)]
         return best
 
@@ -323,40 +348,80 @@ class EmbeddingChannel:
         return [EMBEDDING_REASON] * items.size
 
 
+@dataclass(frozen=True, eq=False)
+class _Ranking:
+    """A popularity vector with what requests read of it, computed once per vector."""
+
+    popularity: FloatArray
+    order: IntArray
+    log_popularity: FloatArray
+    percentile: FloatArray
+
+    @classmethod
+    def of(cls, pop: FloatArray) -> _Ranking:
+        # Global order by (-popularity, index); a request only filters it.
+        order = np.lexsort((np.arange(pop.size), -pop)).astype(np.int64)
+        # Each item's place in the popularity order as a fraction: 1.0 for the best seller, 0.0 for the last.
+        percentile = np.empty(pop.size, dtype=np.float32)
+        percentile[order] = 1.0 - np.arange(pop.size) / max(pop.size - 1, 1)
+        return cls(pop, order, np.log1p(np.maximum(pop, 0.0)).astype(np.float32), percentile)
+
+
 class PopularityChannel:
-    """The most interacted-with items: the cold-start list and a small share of every other list."""
+    """The most interacted-with items: the cold-start list and a small share of every other list.
+
+    ``popularity`` is the bundle's; with ``online``, the trending counts are blended in
+    (:mod:`shoprec.recall.online`) and the order is computed again whenever they were read again."""
 
     name = POPULARITY
 
-    def __init__(self, popularity: npt.ArrayLike, catalog: CatalogIndex) -> None:
+    def __init__(
+        self, popularity: npt.ArrayLike, catalog: CatalogIndex, *, online: OnlinePopularity | None = None
+    ) -> None:
         pop = np.asarray(popularity, dtype=np.float32)
         if pop.shape != (catalog.n_items,):
             raise ValueError(f"popularity has shape {pop.shape}, expected ({catalog.n_items},)")
         self.popularity = pop
         self.catalog = catalog
-        # Global order by (-popularity, index), computed once; a request only filters it.
-        self._order = np.lexsort((np.arange(pop.size), -pop)).astype(np.int64)
-        self._log_popularity: FloatArray = np.log1p(np.maximum(pop, 0.0)).astype(np.float32)
-        # Each item's place in the popularity order as a fraction: 1.0 for the best seller, 0.0 for the last.
-        self.percentile: FloatArray = np.empty(pop.size, dtype=np.float32)
-        self.percentile[self._order] = 1.0 - np.arange(pop.size) / max(pop.size - 1, 1)
+        self.online = online
+        self._base = _Ranking.of(pop)
+        self._live: tuple[int, _Ranking] | None = None
         self.reason_of = [
             f"popular in {leaf}" if (leaf := catalog.leaf_category(i)) else "popular now"
             for i in range(catalog.n_items)
         ]
 
+    def _ranking(self) -> _Ranking:
+        if self.online is None:
+            return self._base
+        version, blended = self.online.current()
+        if blended is None:
+            return self._base
+        live = self._live
+        if live is None or live[0] != version:
+            # Requests racing here compute the same ranking; the last one kept is as good as the first.
+            live = (version, _Ranking.of(blended))
+            self._live = live
+        return live[1]
+
+    @property
+    def percentile(self) -> FloatArray:
+        """Each item's place in the popularity order: 1.0 for the best seller, 0.0 for the last."""
+        return self._ranking().percentile
+
     def recall(self, context: RecallContext, n: int) -> Recalled:
         if n <= 0:
             return Recalled.none()
+        ranking = self._ranking()
         mask = context.allowed_mask(self.catalog.n_items)
-        order = self._order if mask is None else self._order[mask[self._order]]
+        order = ranking.order if mask is None else ranking.order[mask[ranking.order]]
         top = order[:n]
-        return Recalled(top, self.popularity[top])
+        return Recalled(top, ranking.popularity[top])
 
     def signal(self, context: RecallContext, items: IntArray) -> FloatArray:
         """``log1p`` of the interaction count: counts are heavy-tailed, so a min-max over raw counts would
         leave every item but the few best sellers near zero."""
-        return self._log_popularity[items]
+        return self._ranking().log_popularity[items]
 
     def reasons(self, context: RecallContext, items: IntArray) -> list[str]:
         return [self.reason_of[i] for i in items.tolist()]

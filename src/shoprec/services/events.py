@@ -12,6 +12,11 @@ after the state store applied it, duplicates included (a retried batch is logged
 keep the first record per ``(user_id, event_id)``, ``docs/event-log.md``); a batch is acknowledged only once
 logged. Deleting a user erases their logged events too.
 
+With an interaction stats store (:class:`~shoprec.ports.InteractionStatsStore`), the events a batch
+applied (duplicates left out, so a retried batch counts nothing twice) also update the live co-occurrence
+and trending counts (:func:`shoprec.recall.online.stream_counts`, ``docs/online-updates.md``). Those
+counts are best effort: when the store fails, the batch is still acknowledged and the failure logged.
+
 Every deletion, successful or not, writes one audit record through the project's logger, naming the user
 by a keyed hash (:func:`user_hash`), never by the id itself.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
@@ -27,7 +33,8 @@ from shoprec.catalog import CatalogIndex
 from shoprec.domain import ID_PATTERN, ApplyResult, Event
 from shoprec.errors import BackendUnavailableError, InvalidInputError
 from shoprec.observability import logger
-from shoprec.ports import Cache, EventLog, UserStateStore
+from shoprec.ports import Cache, EventLog, InteractionStatsStore, UserStateStore
+from shoprec.recall.online import stream_counts
 from shoprec.services.recommendation import user_cache_tag
 
 DEFAULT_AUDIT_KEY: Final = b"shoprec-audit-v1"
@@ -56,14 +63,19 @@ class EventService:
         *,
         audit_key: bytes = DEFAULT_AUDIT_KEY,
         event_log: EventLog | None = None,
+        stats: InteractionStatsStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``catalog``: the catalogue whose items events may name, or a function returning the current
-        one (the live catalogue's, so that an item added a moment ago can be used at once)."""
+        one (the live catalogue's, so that an item added a moment ago can be used at once). ``stats``
+        learns from the applied events, dated by ``clock`` (unix seconds)."""
         self._catalog = catalog
         self.state = state
         self.cache = cache
         self._audit_key = audit_key
         self.event_log = event_log
+        self.stats = stats
+        self._clock = clock
 
     @property
     def catalog(self) -> CatalogIndex:
@@ -97,6 +109,7 @@ class EventService:
         result = self.state.apply_events(events)
         if self.event_log is not None:
             self.event_log.append(events)
+        self._learn(result)
         self._invalidate(dict.fromkeys(e.user_id for e in events))
         return result
 
@@ -134,6 +147,17 @@ class EventService:
             logged_events=erased,
         )
         return anything
+
+    def _learn(self, result: ApplyResult) -> None:
+        if self.stats is None or not result.appended:
+            return
+        pairs, items = stream_counts(result.appended)
+        try:
+            self.stats.record(pairs, items, at=self._clock())
+        except BackendUnavailableError as exc:
+            # The events are stored; a retry would find them applied and count nothing, so failing the
+            # batch would not bring the counts back either. They miss this batch, which is what decays.
+            logger.warning("interaction stats not updated for %d events: %s", result.applied, exc)
 
     def _invalidate(self, user_ids: Iterable[str]) -> None:
         for user_id in user_ids:
