@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from shoprec.artifacts import Bundle, load_bundle
 from shoprec.catalog import CatalogIndex
-from shoprec.errors import ShopRecError
+from shoprec.errors import ArtifactError, ShopRecError
 from shoprec.pipeline import RecommendationPipeline, build_pipeline
 from shoprec.ports import (
     ArtifactStore,
@@ -39,12 +39,14 @@ from shoprec.ports import (
 from shoprec.recall.online import BlendWeights, OnlineStats
 from shoprec.resilience import BreakerCache, BreakerRanker, CircuitBreaker
 from shoprec.services.events import DEFAULT_AUDIT_KEY, EventService
+from shoprec.services.experiments import ExperimentServices
 from shoprec.services.live_catalog import LiveCatalog
 from shoprec.services.merchandising import MerchandisingService
 from shoprec.services.recommendation import RecommendationService
 from shoprec.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from shoprec.experiments import ExperimentSpec, VariantSpec
     from shoprec.search.bm25 import SearchRecall
 
 log = logging.getLogger(__name__)
@@ -94,12 +96,16 @@ class IngestContainer:
 @dataclass(frozen=True, eq=False)
 class Container(IngestContainer):
     """Everything a request needs, built once per process (per Lambda execution environment): the ingest
-    graph plus the ranker, the recommendation pipeline and the service over it."""
+    graph plus the ranker, the recommendation pipeline and the service over it.
+
+    ``experiments`` serves each user their experiment variant's service (``docs/experiments.md``);
+    ``recommendations`` is the default variant's (the only one without an experiment)."""
 
     ranker: Ranker
     pipeline: RecommendationPipeline
     recommendations: RecommendationService
     merchandising: MerchandisingService
+    experiments: ExperimentServices
 
     def backends(self) -> dict[str, str]:
         """``describe()`` of every backend, for ``/v1/health``."""
@@ -164,23 +170,25 @@ def build_container(
         timeout_s=settings.latency_budget_ms / 1000,
         breaker=_breaker("ranker", settings),
     )
+    online = _online_stats(settings, base.stats, stats_clock)
     pipeline = build_pipeline(
         base.bundle,
         base.catalog,
         ranker,
         candidates=settings.candidates,
         latency_budget_ms=settings.latency_budget_ms,
-        online=_online_stats(settings, base.stats, stats_clock),
+        online=online,
     )
     rule_service = MerchandisingService(
         rules or rule_store_for(settings.state if state is None else None), refresh_s=settings.rules_refresh_s
     )
     text = base.bundle.pipeline.text
+    search = _once(_search_factory(base.bundle, base.catalog, settings))
     live = LiveCatalog(
         base.catalog,
         base.live.store,
         pipeline=pipeline,
-        search=_search_factory(base.bundle, base.catalog, settings),
+        search=search,
         item_max_length=text.item_max_length if text is not None else 128,
         refresh_s=settings.catalog_refresh_s,
     )
@@ -194,6 +202,23 @@ def build_container(
         cache_ttl_s=settings.cache_ttl_s,
         live=live,
     )
+    experiments = ExperimentServices(None, {"": recommendations})
+    if settings.experiment is not None:
+        from shoprec.experiments import parse_experiment
+
+        spec = parse_experiment(settings.experiment)
+        variants = {
+            v.name: _variant_service(
+                settings, v, spec, base=base, ranker=ranker, pipeline=pipeline, live=live, search=search,
+                rules=rule_service if merchandising else None, online=online,
+            )
+            for v in spec.variants
+        }  # fmt: skip
+        if base.events.event_log is None:
+            log.warning("experiment %s runs without an event log: its exposures are not logged", spec.name)
+        experiments = ExperimentServices(spec, variants, exposure_log=base.events.event_log)
+        recommendations = experiments.default
+        pipeline, live = recommendations.base_pipeline, recommendations.live
     graph = {f.name: getattr(base, f.name) for f in fields(IngestContainer)}
     graph["live"] = live
     graph["events"] = EventService(
@@ -211,7 +236,92 @@ def build_container(
         pipeline=pipeline,
         recommendations=recommendations,
         merchandising=rule_service,
+        experiments=experiments,
     )
+
+
+def _variant_service(
+    settings: Settings,
+    variant: VariantSpec,
+    experiment: ExperimentSpec,
+    *,
+    base: IngestContainer,
+    ranker: Ranker,
+    pipeline: RecommendationPipeline,
+    live: LiveCatalog,
+    search: Callable[[], SearchRecall],
+    rules: MerchandisingService | None,
+    online: OnlineStats | None,
+) -> RecommendationService:
+    """The recommendation service of an experiment's ``variant``. A variant that changes nothing serves the
+    process's pipeline; one that changes its fusion, recall weights or budget, a pipeline of its own over
+    the same models; one with its own ``artifacts`` or ``ranker``, its own bundle and ranker too. Every
+    variant shares the state, cache, item store, rules and live counts (``online``), and its cache keys carry
+    its fingerprint."""
+    from shoprec.experiments import variant_pipeline_spec
+
+    bundle, catalog = base.bundle, base.catalog
+    if variant.artifacts is not None:
+        store = artifact_store_at(variant.artifacts, settings)
+        bundle = load_bundle(store.local_path(), verify=False)
+        catalog = CatalogIndex.from_bundle(bundle)
+        search = _once(_search_factory(bundle, catalog, settings))
+    if variant.artifacts is not None or variant.ranker is not None:
+        ranker = ranker_for(
+            variant.ranker or settings.ranker,
+            bundle,
+            threads=settings.ranker_threads,
+            timeout_s=settings.latency_budget_ms / 1000,
+            breaker=_breaker(f"ranker-{variant.name}", settings),
+        )
+    if variant.changes_pipeline:
+        try:
+            spec = variant_pipeline_spec(bundle.pipeline, variant)
+        except ValueError as exc:
+            raise ArtifactError(f"{bundle.path}: {exc}") from exc
+        pipeline = build_pipeline(
+            bundle,
+            catalog,
+            ranker,
+            candidates=variant.candidates or settings.candidates,
+            latency_budget_ms=settings.latency_budget_ms,
+            spec=spec,
+            online=online,
+        )
+        text = bundle.pipeline.text
+        live = LiveCatalog(
+            catalog,
+            base.live.store,
+            pipeline=pipeline,
+            search=search,
+            item_max_length=text.item_max_length if text is not None else 128,
+            refresh_s=settings.catalog_refresh_s,
+        )
+    return RecommendationService(
+        pipeline,
+        base.state,
+        base.cache,
+        merchandising=rules,
+        model_version=bundle.model_version,
+        version_tag=bundle.manifest.short_version,
+        cache_ttl_s=settings.cache_ttl_s,
+        live=live,
+        cache_scope=f"{experiment.name}/{variant.name}/{variant.fingerprint}",
+    )
+
+
+def _once(build: Callable[[], T]) -> Callable[[], T]:
+    """``build`` called on first use only, whoever calls (the variants of a bundle share its search index)."""
+    lock = threading.Lock()
+    built: list[T] = []
+
+    def get() -> T:
+        with lock:
+            if not built:
+                built.append(build())
+            return built[0]
+
+    return get
 
 
 def build_ingest_container(
@@ -298,6 +408,11 @@ def artifact_store_for(settings: Settings, version: str | None = None) -> Artifa
     if settings.model_version_parameter:
         served = version if version is not None else version_source_for(settings).current()
         location = served_location(location, served)
+    return artifact_store_at(location, settings)
+
+
+def artifact_store_at(location: str, settings: Settings) -> ArtifactStore:
+    """The store of the bundle at ``location`` (a folder or ``s3://bucket/prefix``)."""
     if location.startswith("s3://"):
         from shoprec.adapters.aws.s3_artifacts import S3ArtifactStore
 
@@ -496,6 +611,7 @@ class Served(Protocol):
 
 
 G = TypeVar("G", bound=Served)
+T = TypeVar("T")
 
 
 class LazyGraph(Generic[G]):

@@ -78,3 +78,20 @@ class RankedItem:
     channels: tuple[str, ...]
     reason: str
     title: str | None = None
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A list served to a user under an experiment's variant: the denominator of the variant's rates
+    (``docs/experiments.md``). Logged beside the events; ``endpoint_variant`` is the SageMaker production
+    variant whose ranker scored it (``None`` when none did: another ranker, a fallback, or a cached list)."""
+
+    request_id: str
+    user_id: str
+    experiment: str
+    variant: str
+    surface: str
+    item_ids: tuple[str, ...]
+    model_version: str
+    timestamp: datetime
+    endpoint_variant: str | None = None

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from shoprec.domain import ApplyResult, Event
+from shoprec.domain import ApplyResult, Event, Exposure
 from shoprec.items import CatalogItem
 
 
@@ -177,8 +177,9 @@ class EventLog(Protocol):
     keep the first record of each ``(user_id, event_id)``. Adapters raise ``BackendUnavailableError``.
     """
 
-    def append(self, events: Sequence[Event]) -> None:
-        """Log ``events`` durably (returns once the backend has them)."""
+    def append(self, events: Sequence[Event | Exposure]) -> None:
+        """Log ``events`` durably (returns once the backend has them); experiments log the lists they
+        serve (exposures) here too."""
         ...
 
     def erase_user(self, user_id: str) -> int:

@@ -224,6 +224,22 @@ class Settings(BaseSettings):
         "sqlite state file (<name>-events), none with DynamoDB state.",
     )
 
+    experiment: str | None = Field(
+        default=None,
+        description="The A/B experiment served: its JSON, or the path of a JSON file (name, salt, variants "
+        "with weights and changes; docs/experiments.md). Unset: no experiment.",
+    )
+
+    @field_validator("experiment")
+    @classmethod
+    def _check_experiment(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from shoprec.experiments import parse_experiment
+
+        parse_experiment(value)  # fails the start with every invalid field named
+        return value.strip()
+
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, value: str) -> str:

@@ -4,6 +4,9 @@ The fields are those of the generic dataset format (``user_id``, ``item_id``, ``
 ``docs/data-formats.md``), so one log file is also a generic dataset, plus the dedup key (``event_id``),
 the serving context (``request_id``, ``variant``, ``position``; ``null`` when the client sent none) and
 ``logged_at``, the moment the log accepted it (which picks the date partition).
+
+Served lists of an experiment are logged beside the events as exposure records (``"record": "exposure"``,
+:func:`exposure_record`; ``docs/experiments.md``); readers of events skip them.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
-from shoprec.domain import Event
+from shoprec.domain import Event, Exposure
+
+EXPOSURE: Final = "exposure"
+"""The ``record`` field of an exposure record (events have none)."""
 
 
 def event_record(event: Event, logged_at: datetime) -> dict[str, Any]:
@@ -31,11 +37,35 @@ def event_record(event: Event, logged_at: datetime) -> dict[str, Any]:
     }
 
 
-def encode_lines(events: Sequence[Event], logged_at: datetime) -> list[bytes]:
-    """One UTF-8 line per event, each ending with a newline (Firehose concatenates records as they are)."""
+def exposure_record(exposure: Exposure, logged_at: datetime) -> dict[str, Any]:
+    """The log's record of a served list (``record`` tells it from an event)."""
+    return {
+        "record": EXPOSURE,
+        "request_id": exposure.request_id,
+        "user_id": exposure.user_id,
+        "experiment": exposure.experiment,
+        "variant": exposure.variant,
+        "surface": exposure.surface,
+        "item_ids": list(exposure.item_ids),
+        "model_version": exposure.model_version,
+        "endpoint_variant": exposure.endpoint_variant,
+        "timestamp": exposure.timestamp.astimezone(UTC).isoformat(),
+        "logged_at": logged_at.astimezone(UTC).isoformat(),
+    }
+
+
+def encode_lines(records: Sequence[Event | Exposure], logged_at: datetime) -> list[bytes]:
+    """One UTF-8 line per event or exposure, each ending with a newline (Firehose concatenates records as
+    they are)."""
     return [
-        (json.dumps(event_record(e, logged_at), separators=(",", ":")) + "\n").encode("utf-8") for e in events
+        (json.dumps(_record(r, logged_at), separators=(",", ":")) + "\n").encode("utf-8") for r in records
     ]
+
+
+def _record(record: Event | Exposure, logged_at: datetime) -> dict[str, Any]:
+    if isinstance(record, Exposure):
+        return exposure_record(record, logged_at)
+    return event_record(record, logged_at)
 
 
 def partition(logged_at: datetime) -> str:

@@ -126,6 +126,11 @@ class ListItem(BaseModel):
 class ListResponse(Envelope):
     items: list[ListItem]
     cached: bool = Field(default=False, description="Served from the result cache.")
+    variant: str | None = Field(
+        default=None,
+        description="The experiment variant that served the list (send it back with the events it leads "
+        "to); null when no experiment runs.",
+    )
 
 
 class Facets(BaseModel):

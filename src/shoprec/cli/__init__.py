@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from shoprec.cli import batch, cost, endpoint, models, retrain, sagemaker, search_eval, serving
+from shoprec.cli import ab, batch, cost, endpoint, models, retrain, sagemaker, search_eval, serving
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="shoprec: search and recommendation.")
 app.command()(models.train)
@@ -24,6 +24,7 @@ app.command()(cost.cost)
 app.add_typer(serving.state_app, name="state")
 app.add_typer(endpoint.app, name="endpoint")
 app.add_typer(sagemaker.app, name="sagemaker")
+app.add_typer(ab.app, name="ab")
 
 __all__ = ["app", "main"]
 

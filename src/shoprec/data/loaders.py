@@ -985,6 +985,8 @@ def _load_eventlog(path: Path, name: str, source: str, progress: ProgressCallbac
         complete = text[: text.rfind("\n") + 1]
         events = _Events(file, None, None)
         for line, record in _jsonl_records(file, complete, report, done):
+            if record.get("record") == "exposure":  # a list an experiment served, not an interaction
+                continue
             for required in ("event_id", "user_id", "item_id", "timestamp"):
                 if record.get(required) is None:
                     raise DataFormatError(f"missing '{required}'", path=file, line=line, field=required)

@@ -41,10 +41,12 @@ def build_pipeline(
     latency_budget_ms: float = 150.0,
     fusion: Fusion | None = None,
     vector_index: VectorIndex | None = None,
+    spec: PipelineSpec | None = None,
     clock: Callable[[], float] = time.perf_counter,
     online: OnlineStats | None = None,
 ) -> RecommendationPipeline:
-    """The pipeline of ``bundle.pipeline``: its channels, merge policy and fusion.
+    """The pipeline of ``bundle.pipeline``, or of ``spec`` (the bundle's with an experiment variant's
+    changes: fusion, recall weights), over the bundle's models: its channels, merge policy and fusion.
 
     ``candidates`` overrides the bundle's recall budget, ``fusion`` its fusion (offline comparisons),
     ``vector_index`` the embedding channel's inner-product search (by default the bundle's ANN index
@@ -56,8 +58,8 @@ def build_pipeline(
         raise ValueError(f"catalog has {catalog.n_items} items, the bundle {bundle.n_items}")
     try:
         itemcf = ItemCFNeighbours(indices=bundle.itemcf_indices, scores=bundle.itemcf_scores)
-        fused = fusion or fusion_from_spec(bundle.pipeline.fusion, bundle.arrays)
-        spec = bundle.pipeline
+        spec = spec or bundle.pipeline
+        fused = fusion or fusion_from_spec(spec.fusion, bundle.arrays)
         if vector_index is None and spec.embedding.ann is not None:
             vector_index = load_vector_index(
                 bundle.file(spec.embedding.ann.file), spec.embedding.ann, bundle.item_embeddings
@@ -70,7 +72,7 @@ def build_pipeline(
     except ValueError as exc:
         raise ArtifactError(f"{bundle.path}: {exc}") from exc
     return assemble_pipeline(
-        bundle.pipeline,
+        spec,
         catalog,
         popularity=bundle.popularity,
         itemcf=itemcf,

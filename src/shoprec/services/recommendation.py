@@ -60,7 +60,8 @@ class RecommendationService:
     ``model_version`` and ``version_tag`` (12 hex digits, part of every cache key) name the bundle the
     pipeline was built from; ``cache_ttl_s`` is the lifetime of cached recommendation lists; ``clock``
     returns seconds (monotonic) and must be the pipeline's, since the latency budget counts from the
-    request's start.
+    request's start. ``cache_scope`` (an experiment variant's name and fingerprint) goes into every cache key,
+    so services of different variants never share cached lists.
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class RecommendationService:
         search_personal_weight: float = SEARCH_PERSONAL_WEIGHT,
         merchandising: MerchandisingService | None = None,
         live: LiveCatalog | None = None,
+        cache_scope: str | None = None,
     ) -> None:
         if not 0.0 <= search_personal_weight <= 1.0:
             raise ValueError(f"search_personal_weight must lie in [0, 1], got {search_personal_weight}")
@@ -90,6 +92,7 @@ class RecommendationService:
         self.clock: Callable[[], float] = pipeline.clock
         self.model_version = model_version
         self._version_tag = version_tag
+        self._cache_scope = cache_scope
         self.search_rerank_depth = search_rerank_depth
         self.search_personal_weight = search_personal_weight
         self.merchandising = merchandising  # None: no merchandising rules (offline evaluation)
@@ -366,11 +369,14 @@ class RecommendationService:
         are rules or live items, so a list is never served after the rules or the catalogue changed.
 
         Filters are normalised the way they are matched (:func:`shoprec.catalog.name_key`), so equivalent
-        requests share an entry.
+        requests share an entry. A service with a ``cache_scope`` (an experiment's variant) hashes it into the
+        parameters' digest.
         """
         params: list[object] = [k, _filter_key(category), _filter_key(brand), exclude_seen]
         if min_price is not None or max_price is not None:
             params += [min_price, max_price]
+        if self._cache_scope is not None:
+            params.append({"scope": self._cache_scope})
         digest = hashlib.sha256(json.dumps(params).encode("utf-8")).hexdigest()[:16]
         return f"{CACHE_KEY_PREFIX}:{self._version_tag}:{user_id}:{generation}:{digest}"
 

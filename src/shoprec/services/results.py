@@ -15,6 +15,7 @@ class ListResult:
     *not* degraded); ``ranker_fallback`` says the ranker in particular failed or ran out of budget.
     ``timings_ms`` maps stage names (cache, state, recall, rank, rerank) to milliseconds
     for metrics. ``facets`` is only set by search: ``{"brand": {name: count}, "category": {...}}``.
+    ``variant`` is the experiment variant that served the list (``None`` without an experiment).
     """
 
     items: list[RankedItem]
@@ -25,3 +26,4 @@ class ListResult:
     facets: dict[str, dict[str, int]] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     candidates_per_channel: dict[str, int] = field(default_factory=dict)
+    variant: str | None = None

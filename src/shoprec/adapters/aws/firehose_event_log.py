@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shoprec.adapters.aws.clients import aws_client
 from shoprec.adapters.event_records import encode_lines, without_user
-from shoprec.domain import Event
+from shoprec.domain import Event, Exposure
 from shoprec.errors import BackendUnavailableError
 
 MAX_BATCH_RECORDS = 500
@@ -72,7 +72,7 @@ class FirehoseEventLog:
             self._s3 = aws_client("s3")
         return self._s3
 
-    def append(self, events: Sequence[Event]) -> None:
+    def append(self, events: Sequence[Event | Exposure]) -> None:
         lines = encode_lines(events, self._clock())
         for start in range(0, len(lines), MAX_BATCH_RECORDS):
             self._put([{"Data": line} for line in lines[start : start + MAX_BATCH_RECORDS]])

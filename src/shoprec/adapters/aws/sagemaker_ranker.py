@@ -20,6 +20,7 @@ from shoprec.adapters.http_ranker import (
     score_in_chunks,
 )
 from shoprec.errors import BackendUnavailableError, RankerUnavailableError
+from shoprec.experiments import record_endpoint_variant
 from shoprec.ports import Instance
 
 DEFAULT_TIMEOUT_S: Final = 0.15
@@ -87,21 +88,25 @@ class SageMakerRanker:
             )
         body = encode_request(instances)
         try:
-            future = self._pool.submit(self._call, body)
+            future: Future[tuple[bytes, str | None]] = self._pool.submit(self._call, body)
         except BaseException:
             self._slots.release()
             raise
         future.add_done_callback(self._release)
         try:
-            answer = future.result(timeout=left)
+            answer, production_variant = future.result(timeout=left)
         except FutureTimeout as exc:
             raise RankerUnavailableError(
                 f"{self.describe()}: timeout: no complete answer within the "
                 f"{timeout_s * 1000:.0f} ms deadline"
             ) from exc
-        return decode_scores(answer, instances, source=self.describe())
+        scores = decode_scores(answer, instances, source=self.describe())
+        # Which production variant answered (the endpoint splits traffic by its variants' weights,
+        # ``shoprec.deploy.rollout``), for the request's exposure record: set on the caller's thread.
+        record_endpoint_variant(production_variant)
+        return scores
 
-    def _call(self, body: bytes) -> bytes:
+    def _call(self, body: bytes) -> tuple[bytes, str | None]:
         try:
             response = self._client.invoke_endpoint(
                 EndpointName=self.endpoint_name,
@@ -112,9 +117,10 @@ class SageMakerRanker:
             data: bytes = response["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise RankerUnavailableError(f"{self.describe()}: {exc}") from exc
-        return data
+        variant = response.get("InvokedProductionVariant")
+        return data, variant if isinstance(variant, str) else None
 
-    def _release(self, _: Future[bytes]) -> None:
+    def _release(self, _: Future[tuple[bytes, str | None]]) -> None:
         self._slots.release()
 
     def describe(self) -> str:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shoprec.adapters.event_records import encode_lines, partition, without_user
-from shoprec.domain import Event
+from shoprec.domain import Event, Exposure
 from shoprec.errors import BackendUnavailableError
 
 
@@ -36,7 +36,7 @@ class JsonlEventLog:
         self._clock = clock
         self._lock = threading.Lock()  # threads of one process share its file
 
-    def append(self, events: Sequence[Event]) -> None:
+    def append(self, events: Sequence[Event | Exposure]) -> None:
         if not events:
             return
         now = self._clock()

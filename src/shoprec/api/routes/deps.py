@@ -12,7 +12,7 @@ from shoprec.api.schemas import MAX_FILTER_CHARS, MAX_K, ListItem, ListResponse
 from shoprec.container import Container, LazyContainer
 from shoprec.domain import ID_PATTERN
 from shoprec.services.events import EventService
-from shoprec.services.recommendation import RecommendationService
+from shoprec.services.experiments import ExperimentServices
 from shoprec.services.results import ListResult
 
 _ID_DOC = "1..128 characters of letters, digits and _ . : @ -"
@@ -30,8 +30,8 @@ async def get_request_id(request: Request) -> str:
     return request_id_of(request)
 
 
-async def get_recommendations(container: ContainerDep) -> RecommendationService:
-    return container.recommendations
+async def get_experiments(container: ContainerDep) -> ExperimentServices:
+    return container.experiments
 
 
 async def get_events(container: ContainerDep) -> EventService:
@@ -40,7 +40,7 @@ async def get_events(container: ContainerDep) -> EventService:
 
 ContainerDep = Annotated[Container, Depends(get_container)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
-RecommendationsDep = Annotated[RecommendationService, Depends(get_recommendations)]
+ExperimentsDep = Annotated[ExperimentServices, Depends(get_experiments)]
 EventsDep = Annotated[EventService, Depends(get_events)]
 
 UserIdPath = Annotated[
@@ -84,4 +84,5 @@ def list_response(result: ListResult, request_id: str) -> ListResponse:
         request_id=request_id,
         degraded=result.degraded,
         cached=result.cached,
+        variant=result.variant,
     )

@@ -1,0 +1,176 @@
+"""``shoprec ab report`` on synthetic event logs whose true rates are known."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from shoprec.adapters.event_records import encode_lines
+from shoprec.cli import app
+from shoprec.domain import Event, EventType, Exposure
+from shoprec.errors import DataFormatError
+from shoprec.evaluation.ab_report import METRICS, ab_report, log_records, render
+
+T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
+RATES = {  # true CTR, add-to-cart and purchase rate per exposure
+    "control": {"ctr": 0.10, "cart_rate": 0.04, "purchase_rate": 0.015},
+    "treatment": {"ctr": 0.13, "cart_rate": 0.05, "purchase_rate": 0.02},
+}
+EVENT_OF = {"ctr": EventType.CLICK, "cart_rate": EventType.CART, "purchase_rate": EventType.PURCHASE}
+
+
+@dataclass
+class Synthetic:
+    path: Path
+    successes: dict[str, dict[str, int]]  # what was generated, per variant and metric
+
+
+def synthetic_log(
+    root: Path, n: int, *, seed: int = 3, rates: dict[str, dict[str, float]] = RATES
+) -> Synthetic:
+    """A log folder with ``n`` exposures per variant (users see several lists) and events converting them
+    at ``rates``, plus the noise a real log has: repeated records, several clicks on one list, events
+    that convert no exposure, and a last line cut short by a crash."""
+    rng = np.random.default_rng(seed)
+    records: list[Event | Exposure] = []
+    successes: dict[str, dict[str, int]] = {}
+    event_no = 0
+    for variant, true in rates.items():
+        successes[variant] = dict.fromkeys(true, 0)
+        for i in range(n):
+            user, request = f"{variant}-u{i % (n // 3)}", f"{variant}-r{i}"
+            items = tuple(f"item-{j}" for j in rng.choice(50, size=5, replace=False))
+            exposure = Exposure(request, user, "exp1", variant, "recommendations", items, "sha256:x", T0)
+            records.append(exposure)
+            if i % 97 == 0:
+                records.append(exposure)  # delivered twice (at least once)
+            for metric, p in true.items():
+                if rng.random() >= p:
+                    continue
+                successes[variant][metric] += 1
+                for _ in range(1 + int(rng.integers(0, 2))):  # one or two events: the exposure counts once
+                    event_no += 1
+                    at = T0 + timedelta(seconds=event_no)
+                    event = Event(f"e{event_no}", user, items[0], EVENT_OF[metric], at, request, variant, 0)
+                    records.append(event)
+                    if event_no % 50 == 0:
+                        records.append(event)  # the same event logged again after a retry
+    records += [
+        Event("x1", "control-u1", "item-1", EventType.CLICK, T0, None, "control", 0),  # no request id
+        Event("x2", "control-u1", "item-1", EventType.CLICK, T0, "unknown-request", "control", 0),
+        Event("x3", "someone-else", "item-1", EventType.CLICK, T0, "control-r1", "control", 0),
+        Event("x4", "control-u1", "not-shown", EventType.CLICK, T0, "control-r1", "control", 0),
+    ]
+    path = root / "events"
+    part = path / "date=2026-12-01" / "part-1.jsonl"
+    part.parent.mkdir(parents=True)
+    cut = b'{"record":"exposure","request_id":"cut-short"'
+    part.write_bytes(b"".join(encode_lines(records, T0)) + cut)
+    return Synthetic(path, successes)
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Synthetic:
+    return synthetic_log(tmp_path_factory.mktemp("ab"), 8_000)
+
+
+def test_the_report_counts_each_exposure_and_conversion_once(big: Synthetic) -> None:
+    report = ab_report(log_records(big.path))
+    assert report.experiment == "exp1"
+    assert report.control == "control"
+    assert [v.name for v in report.variants] == ["control", "treatment"]
+    for v in report.variants:
+        assert v.exposures == 8_000
+        assert v.users == 8_000 // 3
+        for metric in METRICS:
+            assert v.rates[metric].successes == big.successes[v.name][metric]
+            assert v.rates[metric].rate == big.successes[v.name][metric] / 8_000
+    assert report.unattributed_events == 4
+
+
+def test_the_intervals_recover_the_true_rates(big: Synthetic) -> None:
+    report = ab_report(log_records(big.path), confidence=0.99)
+    for v in report.variants:
+        for metric in METRICS:
+            low, high = v.rates[metric].interval
+            assert low <= RATES[v.name][metric] <= high, (v.name, metric, low, high)
+    treatment = report.variants[1].rates
+    difference_interval = treatment["ctr"].difference_interval
+    assert difference_interval is not None
+    assert difference_interval[0] <= 0.03 <= difference_interval[1]
+    assert treatment["ctr"].significant
+    assert (treatment["ctr"].p_value or 1.0) < 1e-4  # z is about 4.5 for 10 % against 13 % at n = 8000
+    assert report.variants[0].rates["ctr"].p_value is None  # the control is not compared with itself
+
+
+def test_a_small_test_warns_that_it_needs_more_exposures(tmp_path: Path, big: Synthetic) -> None:
+    small = ab_report(log_records(synthetic_log(tmp_path, 300).path))
+    assert (small.required_exposures or 0) > 300
+    assert [w.split(":")[0] for w in small.warnings] == ["control", "treatment"]
+    assert "keep the test running" in small.warnings[0]
+    # 8000 exposures per variant are enough to see a 30 % change of a 10 % CTR (about 1,800 are needed).
+    enough = ab_report(log_records(big.path), min_detectable_lift=0.3)
+    assert 0 < (enough.required_exposures or 0) < 8_000
+    assert enough.warnings == []
+
+
+def test_an_aa_test_finds_no_difference_within_its_intervals(tmp_path: Path) -> None:
+    same = dict.fromkeys(("control", "treatment"), RATES["control"])
+    report = ab_report(log_records(synthetic_log(tmp_path, 4_000, seed=5, rates=same).path))
+    for metric in METRICS:
+        rate = report.variants[1].rates[metric]
+        assert rate.difference_interval is not None
+        assert rate.difference_interval[0] <= 0 <= rate.difference_interval[1]
+        assert rate.significant is False
+
+
+def test_the_report_filters_by_surface_and_experiment(tmp_path: Path) -> None:
+    records: list[Event | Exposure] = [
+        Exposure("r1", "u1", "exp1", "control", "search", ("a",), "v", T0),
+        Exposure("r2", "u2", "exp1", "treatment", "recommendations", ("a",), "v", T0),
+        Exposure("r3", "u3", "exp2", "control", "recommendations", ("a",), "v", T0),
+    ]
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"".join(encode_lines(records, T0)))
+    with pytest.raises(ValueError, match=r"several experiments \['exp1', 'exp2'\]"):
+        ab_report(log_records(log))
+    report = ab_report(log_records(log), experiment="exp1", surface="search")
+    assert [(v.name, v.exposures) for v in report.variants] == [("control", 1)]
+    assert report.warnings[-1] == "only 'control' has exposures: nothing to compare"
+    with pytest.raises(ValueError, match="no exposures of exp1"):
+        ab_report(log_records(log), experiment="exp1", surface="rank")
+    with pytest.raises(ValueError, match="control 'nope' has no exposures"):
+        ab_report(log_records(log), experiment="exp1", control="nope")
+
+
+def test_a_malformed_record_is_named_by_file_and_line(tmp_path: Path) -> None:
+    folder = tmp_path / "date=2026-12-01"
+    folder.mkdir()
+    (folder / "part-1.jsonl").write_text('{"record":"exposure","request_id":"r1"}\n')
+    with pytest.raises(DataFormatError, match=r"part-1\.jsonl, line 1, field 'experiment'"):
+        ab_report(log_records(tmp_path))
+
+
+def test_the_command_prints_a_table_and_json(big: Synthetic, tmp_path: Path) -> None:
+    runner = CliRunner()
+    table = runner.invoke(app, ["ab", "report", "--events", str(big.path)])
+    assert table.exit_code == 0, table.output
+    assert table.output.strip() == render(ab_report(log_records(big.path)))
+    assert "95% interval" in table.output
+    as_json = runner.invoke(app, ["ab", "report", "--events", str(big.path), "--json", "--confidence", "0.9"])
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.output)
+    assert data["confidence"] == 0.9
+    assert [v["name"] for v in data["variants"]] == ["control", "treatment"]
+    assert data["variants"][1]["rates"]["ctr"]["successes"] == big.successes["treatment"]["ctr"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    failed = runner.invoke(app, ["ab", "report", "--events", str(empty)])
+    assert failed.exit_code == 2
+    assert "is not an event log" in " ".join(failed.output.split())  # rich wraps long lines
