@@ -184,6 +184,7 @@ def test_past_the_minimum_the_crossover_pays_for_the_interface_endpoint() -> Non
     b = 24 * API_GB * GBS / 1000 + 10_000 / 1e9 * (0.016 + 0.01)
     k = 1.408 / (521.5 * 60)
     assert c.reason == "the endpoint has scaled beyond its minimum there"
+    assert c.requests_per_month is not None
     assert c.requests_per_month == pytest.approx(2 * 730 * 0.01 / (a - b - k))
     assert c.requests_per_month > 730 * 521.5 * 60
     _assert_cheaper_from(c.requests_per_month, traffic, inputs)
