@@ -25,6 +25,7 @@ CACHE_ECPU_BYTES = 1024  # one ECPU per KiB a command transfers
 SQS_PAYLOAD_UNIT_BYTES = 64 * 1024
 CACHE_KEY_OVERHEAD_BYTES = 100  # key, tag-set member and the store's own bookkeeping for a cached list
 GB = 1e9
+MIN_CACHE_STORAGE_GB = 0.1  # ElastiCache Serverless for Valkey meters at least 100 MB of data
 
 
 class Ranking(StrEnum):
@@ -322,10 +323,6 @@ def monthly_cost(
     return CostReport(requests_per_month=n, ranking=ranking, items=tuple(items))
 
 
-MIN_CACHE_STORAGE_GB = 0.1
-"""ElastiCache Serverless for Valkey meters at least 100 MB of data."""
-
-
 def endpoint_instance_hours(inputs: Inputs, ranked_calls: float) -> float:
     """Instance-hours of the endpoint in a month of ``ranked_calls``: each variant keeps its minimum and
     otherwise as many instances as hold its share at the scaling target (invocations per instance-minute)."""
@@ -347,11 +344,12 @@ def crossover(traffic: Traffic, inputs: Inputs, prices: PriceBook) -> Crossover:
     a month (its interface endpoint) plus its instances, ``c`` an hour each, at least ``H`` hours and
     otherwise ``k`` per request. The difference (endpoint minus Lambda) ``F + c*max(H, .) + (b - a)*N``
     falls below zero at ``N = (F + c*H) / (a - b)`` while the minimum still holds the load, and past that
-    at ``N = F / (a - b - k)``; it never does when ``a - b <= k``.
+    at ``N = F / (a - b - k)``; it never does when ``a - b <= k``. Extra memory for the in-process ranker
+    (``ranker_extra_memory_mb``) is charged on every API invocation and cold start in ``a``; the refresh
+    reads' waits at that memory, which stop growing with the volume, are left out.
     """
     s = inputs.stack
-    per = Traffic(1.0, traffic.mix, traffic.cache_hit_rate)
-    q = per.share("recommendations") * (1 - traffic.cache_hit_rate) * OPS["recommend_miss"].ranker_calls
+    q = traffic.share("recommendations") * (1 - traffic.cache_hit_rate) * OPS["recommend_miss"].ranker_calls
     gbs = prices[f"lambda_gb_second_{s.architecture.replace('-', '_')}"]
     in_lambda = durations(inputs, traffic, Ranking.LAMBDA).recommend_miss
     on_endpoint = durations(inputs, traffic, Ranking.ENDPOINT).recommend_miss
