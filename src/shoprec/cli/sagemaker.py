@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Train, publish, deploy, promote and roll back on SageMaker (see docs/deploy.md).",
+    help="Train, publish, batch-recommend, deploy, promote and roll back on SageMaker (docs/deploy.md).",
 )
 
 BucketOpt = Annotated[
@@ -126,6 +126,56 @@ def sagemaker_train(
         published = publish_when_done(job, models_url, on_change=show)
     _say(f"published version {published.version} to {published.url}")
     _say(f"next: shoprec sagemaker deploy --stack shoprec-<stage> --artifacts {published.url}")
+
+
+@app.command("batch")
+def sagemaker_batch(
+    artifacts: Annotated[str, typer.Option(help="Published model: s3://bucket/models/VERSION.")],
+    data: Annotated[str, typer.Option(help="s3:// prefix of the dataset (as for sagemaker train).")],
+    k: Annotated[int, typer.Option("--k", help="Items per user.")] = 20,
+    dataset_path: Annotated[
+        str, typer.Option(help="File or folder inside --data (default: the prefix itself).")
+    ] = "",
+    fmt: Annotated[str, typer.Option("--format", help="Dataset format, as for shoprec batch.")] = "auto",
+    output: Annotated[
+        str | None, typer.Option(help="s3:// prefix for the JSONL files (default s3://BUCKET/batch).")
+    ] = None,
+    bucket: BucketOpt = None,
+    role: RoleOpt = None,
+    instance_type: Annotated[str, typer.Option(help="Processing instance type.")] = "ml.m5.xlarge",
+    instance_count: Annotated[
+        int, typer.Option(help="Instances; each lists every n-th user into its own part file.")
+    ] = 1,
+    image: Annotated[
+        str | None, typer.Option(help="Processing image URI (default: the AWS PyTorch CPU image).")
+    ] = None,
+    max_run_hours: Annotated[float, typer.Option(help="Stop the job after this long.")] = 1.0,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job until it ends.")] = False,
+) -> None:
+    """Launch a SageMaker Processing job running sagemaker/batch/batch.py: shoprec batch for every user
+    of the dataset, the JSONL lines written to S3 (docs/batch.md)."""
+    from shoprec.deploy.batch_jobs import BatchJobSpec, launch_batch_job, wait_for_batch_job
+
+    with cli_errors():
+        spec = BatchJobSpec(
+            artifacts=artifacts,
+            data=data,
+            output=output
+            or f"s3://{_required(bucket, '--output or --bucket', 'SHOPREC_ARTIFACT_BUCKET')}/batch",
+            role=_required(role, "--role", "SHOPREC_SAGEMAKER_ROLE"),
+            k=k,
+            dataset_path=dataset_path,
+            fmt=fmt,
+            instance_type=instance_type,
+            instance_count=instance_count,
+            max_run_hours=max_run_hours,
+            image=image,
+        )
+        job = launch_batch_job(spec)
+        _say(f"batch job [bold]{job.name}[/] started; lines will be under {job.output}/")
+        if wait:
+            wait_for_batch_job(job.name, on_change=lambda status: _say(f"  {status.status}"))
+            _say(f"batch job {job.name} completed: {job.output}/")
 
 
 @app.command("publish")

@@ -140,17 +140,16 @@ def training_image_uri(region: str, instance_type: str, version: str = PYTORCH_V
 
 
 @contextmanager
-def staged_source() -> Iterator[Path]:
-    """A temporary source folder: ``train.py``, ``requirements.txt`` and the package in ``src/shoprec``."""
-    if not (TRAINING_SOURCE / ENTRY_SCRIPT).is_file():
-        raise DeploymentError(
-            f"{TRAINING_SOURCE / ENTRY_SCRIPT} not found: run from a shoprec checkout (pip install -e .)"
-        )
-    with tempfile.TemporaryDirectory(prefix="shoprec-train-src-") as tmp:
+def staged_source(source: Path = TRAINING_SOURCE, entry: str = ENTRY_SCRIPT) -> Iterator[Path]:
+    """A temporary source folder: ``entry``, ``requirements.txt`` (both from ``source``, the training
+    script's folder by default) and the package in ``src/shoprec``."""
+    if not (source / entry).is_file():
+        raise DeploymentError(f"{source / entry} not found: run from a shoprec checkout (pip install -e .)")
+    with tempfile.TemporaryDirectory(prefix="shoprec-src-") as tmp:
         root = Path(tmp) / "source"
         root.mkdir()
-        for name in (ENTRY_SCRIPT, REQUIREMENTS):
-            shutil.copy2(TRAINING_SOURCE / name, root / name)
+        for name in (entry, REQUIREMENTS):
+            shutil.copy2(source / name, root / name)
         shutil.copytree(
             PACKAGE_DIR,
             root / "src" / "shoprec",
@@ -159,28 +158,35 @@ def staged_source() -> Iterator[Path]:
         yield root
 
 
+def sdk_session(output: str, *, boto_session: Any = None) -> Any:
+    """The SDK's session, with the bucket and prefix of ``output`` (an s3:// URL) as its default bucket, so
+    staged code goes there and not to a ``sagemaker-{region}-{account}`` bucket the SDK would create."""
+    import boto3
+
+    region = aws_region()
+    if region is None:
+        raise DeploymentError("no AWS region: set AWS_REGION or AWS_DEFAULT_REGION")
+    bucket, prefix = parse_s3_url(output)
+    # The SDK builds its own clients from a boto3 session (sagemaker-core resources take only a session);
+    # they honour the same AWS_ENDPOINT_URL* variables as aws_client's.
+    session = boto_session or boto3.session.Session(region_name=region)
+    return sdk("sagemaker.core.helper.session_helper").Session(
+        boto_session=session,
+        sagemaker_client=aws_client("sagemaker", timeout_s=60),
+        default_bucket=bucket,
+        default_bucket_prefix=prefix or None,
+    )
+
+
 def build_model_trainer(spec: TrainingJobSpec, source_dir: Path, *, boto_session: Any = None) -> Any:
     """The SDK's ``ModelTrainer`` for ``spec`` with ``source_dir`` (from :func:`staged_source`) as code.
 
     Staged code and checkpoints go to the bucket and prefix of ``spec.output`` (the SDK's default bucket
     for this session), not to a ``sagemaker-{region}-{account}`` bucket the SDK would otherwise create.
     """
-    import boto3
-
     configs = sdk("sagemaker.core.training.configs")
-    region = aws_region()
-    if region is None:
-        raise DeploymentError("no AWS region: set AWS_REGION or AWS_DEFAULT_REGION")
-    bucket, prefix = parse_s3_url(spec.output)
-    # The SDK builds its own clients from a boto3 session (sagemaker-core resources take only a session);
-    # they honour the same AWS_ENDPOINT_URL* variables as aws_client's.
-    session = boto_session or boto3.session.Session(region_name=region)
-    sagemaker_session = sdk("sagemaker.core.helper.session_helper").Session(
-        boto_session=session,
-        sagemaker_client=aws_client("sagemaker", timeout_s=60),
-        default_bucket=bucket,
-        default_bucket_prefix=prefix or None,
-    )
+    sagemaker_session = sdk_session(spec.output, boto_session=boto_session)
+    region = sagemaker_session.boto_region_name
     stopping = configs.StoppingCondition(max_runtime_in_seconds=spec.max_run_seconds)
     checkpoints = None
     if spec.spot:

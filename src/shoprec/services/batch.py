@@ -209,31 +209,41 @@ def run_batch(
     users_file: str | Path | None = None,
     threads: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    shard: tuple[int, int] = (0, 1),
     progress: Callable[[int, int], None] | None = None,
 ) -> BatchSummary:
     """``shoprec batch``: load the bundle (verified) and the dataset (``load_dataset``'s path and format
     rules), build the served pipeline with the bundle's ONNX ranker (``threads`` onnxruntime threads, 0: all
-    cores) and write every user's list (or those of ``users_file``) to ``out``."""
+    cores) and write every user's list (or those of ``users_file``) to ``out``.
+
+    ``shard=(i, n)`` lists every n-th user from the i-th alone (the share of one of n Processing
+    instances); the n files together hold every user once."""
+    # The in-process ranker itself, not the composition root's choice of backends: the Processing job's
+    # image then needs numpy, pydantic and onnxruntime alone (no boto3, Powertools or settings).
+    from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
     from shoprec.artifacts import load_bundle
-    from shoprec.container import ranker_for
     from shoprec.data import load_dataset
     from shoprec.pipeline import build_pipeline
 
     if k < 1:
         raise ValueError(f"--k must be >= 1, got {k}")
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index} of {count}: expected 0 <= shard < count")
     if Path(out).is_dir():
         raise ValueError(f"--out {out} is a folder; name the file to write")
     users = read_user_ids(users_file) if users_file is not None else None
     bundle = load_bundle(artifacts)
     ds = load_dataset(dataset, fmt, data_root=data_root)
     catalog = CatalogIndex.from_bundle(bundle)
-    histories = user_histories(ds, catalog, users)
+    wanted = list(ds.user_ids) if users is None else users
+    histories = user_histories(ds, catalog, wanted[index::count])
     if histories.unknown_items and not any(h.size for h in histories.histories):
         raise ValueError(
             f"{ds.source}: none of the users' items are in the bundle {bundle.path}; "
             "batch a bundle trained on this dataset"
         )
-    pipeline = build_pipeline(bundle, catalog, ranker_for("onnx", bundle, threads=threads))
+    pipeline = build_pipeline(bundle, catalog, LocalOnnxRanker.from_bundle(bundle, threads=threads))
     return write_batch(
         pipeline,
         histories,
