@@ -35,6 +35,8 @@ from shoprec.cost.inputs import OPS, Ops
 from shoprec.settings import Settings
 
 USER = "u-cost"
+NOT_PER_REQUEST = frozenset({"config|resetstat", "info", "client|setinfo", "hello", "auth", "select"})
+"""The meter's own commands and a new connection's handshake: not what a request costs."""
 
 
 class CountingRedis(redis.Redis):
@@ -109,7 +111,7 @@ class Meter:
             {
                 name.removeprefix("cmdstat_"): int(v["calls"])
                 for name, v in stats.items()
-                if name.removeprefix("cmdstat_") not in ("config|resetstat", "info", "config")
+                if name.removeprefix("cmdstat_") not in NOT_PER_REQUEST
             }
         )
         return Counted(
