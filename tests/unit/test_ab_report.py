@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from shoprec.adapters.event_records import encode_lines
 from shoprec.cli import app
+from shoprec.data.loaders import load_dataset
 from shoprec.domain import Event, EventType, Exposure
 from shoprec.errors import DataFormatError
 from shoprec.evaluation.ab_report import METRICS, ab_report, log_records, render
@@ -174,3 +175,18 @@ def test_the_command_prints_a_table_and_json(big: Synthetic, tmp_path: Path) -> 
     failed = runner.invoke(app, ["ab", "report", "--events", str(empty)])
     assert failed.exit_code == 2
     assert "is not an event log" in " ".join(failed.output.split())  # rich wraps long lines
+
+
+def test_training_reads_the_events_of_a_log_with_exposures_and_skips_the_exposures(tmp_path: Path) -> None:
+    records: list[Event | Exposure] = [
+        Exposure("r1", "u1", "exp1", "control", "recommendations", ("a", "b"), "v", T0),
+        Event("e1", "u1", "b", EventType.CLICK, T0 + timedelta(seconds=1), "r1", "control", 1),
+        Event("e2", "u1", "c", EventType.VIEW, T0 + timedelta(seconds=2)),
+    ]
+    part = tmp_path / "log" / "date=2026-12-01" / "part-1.jsonl"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"".join(encode_lines(records, T0)))
+    for path in (tmp_path / "log", part):  # the folder (eventlog format) and one file (generic)
+        dataset = load_dataset(path)
+        assert dataset.user_ids == ["u1"]
+        assert [dataset.item_ids[i] for i in dataset.sequences[0]] == ["b", "c"]

@@ -847,6 +847,8 @@ def _parse_generic_jsonl(path: Path, text: str, events: _Events, report: _Progre
     timed: bool | None = None
     first_line = 0
     for line, record in _jsonl_records(path, text, report, offset):
+        if record.get("record") == "exposure":  # an event log file: a list an experiment served
+            continue
         for required in ("user_id", "item_id"):
             if record.get(required) is None:
                 raise DataFormatError(f"missing '{required}'", path=path, line=line, field=required)
