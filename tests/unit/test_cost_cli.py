@@ -29,6 +29,7 @@ def test_json_is_one_object_with_line_items_totals_and_the_crossover() -> None:
     assert data["alternative"]["ranking"] == "endpoint"
     assert data["alternative"]["monthly_usd"] > data["monthly_usd"]
     assert data["crossover"]["requests_per_month"] is None
+    assert data["warnings"] == []
     assert data["inputs"]["stack"]["api_memory_mb"] == 1769
     assert data["prices"]["lambda_request"]["source"]
 

@@ -143,6 +143,19 @@ def test_tiered_api_gateway_prices_large_months() -> None:
     assert line(report, "API Gateway", "REST API requests") == pytest.approx(333 * 3.5 + 667 * 2.8)
 
 
+def test_limits_of_the_template_that_the_traffic_exceeds_are_named() -> None:
+    assert monthly_cost(Traffic(1e7), Inputs(), PRICES).warnings == ()
+    # 90M API requests: 34/s (under the 100/s throttle), 2.96M a day (three keys' quota)
+    (quota,) = monthly_cost(Traffic(1e8), Inputs(), PRICES).warnings
+    assert "need 3 API keys" in quota
+    assert "ApiQuotaPerDay" in quota
+    # 900M: 342/s; on the endpoint 420M ranked calls need 9.6 instances at 60,000 calls an hour each
+    throttle, keys, instances = monthly_cost(Traffic(1e9), Inputs(), PRICES, Ranking.ENDPOINT).warnings
+    assert "342 API requests/s" in throttle
+    assert "need 30 API keys" in keys
+    assert f"needs {0.42e9 / 60_000 / 730:,.1f} instances" in instances
+
+
 def test_with_the_measured_figures_the_endpoint_never_pays_off() -> None:
     c = crossover(Traffic(1e7), Inputs(), PRICES)
     assert c.requests_per_month is None

@@ -55,6 +55,11 @@ def test_interface_endpoints_and_availability_zones_are_counted() -> None:
         assert len(props(RESOURCES, name)["SubnetIds"]) == STACK.availability_zones
 
 
+def test_the_api_limits_are_the_templates() -> None:
+    assert _default("ApiThrottleRateLimit") == STACK.api_rate_limit_per_s
+    assert _default("ApiQuotaPerDay") == STACK.api_quota_per_key_day
+
+
 def test_the_web_acl_has_the_modelled_rules() -> None:
     assert len(props(RESOURCES, "WebAcl")["Rules"]) == STACK.waf_rules
 
@@ -62,6 +67,7 @@ def test_the_web_acl_has_the_modelled_rules() -> None:
 def test_the_endpoint_defaults_are_the_templates() -> None:
     assert _default("EndpointInstanceType") == STACK.endpoint_instance_type
     assert _default("EndpointMinInstances") == STACK.endpoint_min_instances
+    assert _default("EndpointMaxInstances") == STACK.endpoint_max_instances
     assert _default("EndpointInvocationsPerInstanceTarget") == STACK.endpoint_invocations_per_instance_minute
 
 

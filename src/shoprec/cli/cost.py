@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from shoprec.cli.common import cli_errors, stdout_console
@@ -101,6 +102,8 @@ def _render(result: Estimate) -> None:
     table.add_row("per 1M requests", "", "", "", "-" if per_million is None else f"{per_million:,.2f}")
     out = stdout_console()
     out.print(table)
+    for warning in report.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
     other = result.alternative
     out.print(f"Ranking in {other.ranking.value} instead: {other.monthly_usd:,.2f} USD a month.")
     c = result.crossover

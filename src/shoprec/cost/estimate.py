@@ -50,6 +50,7 @@ class Estimate:
             "by_service": self.report.by_service(),
             "monthly_usd": self.report.monthly_usd,
             "usd_per_million_requests": self.report.usd_per_million,
+            "warnings": list(self.report.warnings),
             "alternative": {
                 "ranking": self.alternative.ranking.value,
                 "monthly_usd": self.alternative.monthly_usd,

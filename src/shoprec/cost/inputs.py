@@ -29,8 +29,11 @@ class Stack:
     waf_rules: int = 3  # WebAcl: rate limit + two AWS managed rule groups
     endpoint_instance_type: str = "ml.g5.xlarge"  # EndpointInstanceType
     endpoint_min_instances: int = 1  # EndpointMinInstances (per variant)
+    endpoint_max_instances: int = 4  # EndpointMaxInstances (per variant)
     endpoint_variants: int = 1  # primary only; a challenger (A/B) makes it 2
     endpoint_invocations_per_instance_minute: float = 1000.0  # EndpointInvocationsPerInstanceTarget
+    api_rate_limit_per_s: float = 100.0  # ApiThrottleRateLimit: the stage's and usage plan's steady rate
+    api_quota_per_key_day: float = 1_000_000.0  # ApiQuotaPerDay: requests per API key per day
     cache_ttl_s: float = 300.0  # Settings.cache_ttl_s: life of a cached list
     catalog_refresh_s: float = 0.5  # Settings.catalog_refresh_s: item-store version check
     rules_refresh_s: float = 5.0  # Settings.rules_refresh_s: merchandising rules query

@@ -62,6 +62,8 @@ class CostReport:
     requests_per_month: float
     ranking: Ranking
     items: tuple[LineItem, ...]
+    warnings: tuple[str, ...] = ()
+    """Limits of the stack as configured that the month's traffic exceeds (priced as if they were raised)."""
 
     @property
     def monthly_usd(self) -> float:
@@ -320,7 +322,38 @@ def monthly_cost(
                 prices["sagemaker_data_processed_gb"].cost(ranker_gb),
             ),
         ]
-    return CostReport(requests_per_month=n, ranking=ranking, items=tuple(items))
+    warnings = limits_exceeded(inputs, api_requests, ranked if ranking is Ranking.ENDPOINT else 0.0)
+    return CostReport(requests_per_month=n, ranking=ranking, items=tuple(items), warnings=warnings)
+
+
+def limits_exceeded(inputs: Inputs, api_requests: float, ranked_calls: float) -> tuple[str, ...]:
+    """What in the template's configuration a month of ``api_requests`` (and ``ranked_calls`` on the
+    endpoint) would run into, at an even rate: the stage's throttle, one API key's daily quota, the
+    endpoint's maximum instances."""
+    s = inputs.stack
+    rate = api_requests / SECONDS_PER_MONTH
+    found: list[str] = []
+    if rate > s.api_rate_limit_per_s:
+        found.append(
+            f"{rate:,.0f} API requests/s on average is above the stage's throttle of "
+            f"{s.api_rate_limit_per_s:,.0f}/s (ApiThrottleRateLimit)"
+        )
+    per_day = api_requests / (HOURS_PER_MONTH / 24.0)
+    if per_day > s.api_quota_per_key_day:
+        keys = math.ceil(per_day / s.api_quota_per_key_day)
+        found.append(
+            f"{per_day:,.0f} API requests a day need {keys} API keys at the usage plan's quota of "
+            f"{s.api_quota_per_key_day:,.0f} per key and day (ApiQuotaPerDay)"
+        )
+    if ranked_calls:
+        needed = ranked_calls / s.endpoint_variants / (s.endpoint_invocations_per_instance_minute * 60.0)
+        needed /= HOURS_PER_MONTH
+        if needed > s.endpoint_max_instances:
+            found.append(
+                f"the endpoint needs {needed:,.1f} instances per variant on average at its scaling target, "
+                f"above EndpointMaxInstances ({s.endpoint_max_instances})"
+            )
+    return tuple(found)
 
 
 def endpoint_instance_hours(inputs: Inputs, ranked_calls: float) -> float:
