@@ -84,7 +84,8 @@ class RankedItem:
 class Exposure:
     """A list served to a user under an experiment's variant: the denominator of the variant's rates
     (``docs/experiments.md``). Logged beside the events; ``endpoint_variant`` is the SageMaker production
-    variant whose ranker scored it (``None`` when none did: another ranker, a fallback, or a cached list)."""
+    variant whose ranker scored it (``None`` when none did: another ranker, a fallback, or a cached list);
+    ``share`` the variant's configured share of the users, which the report checks the split against."""
 
     request_id: str
     user_id: str
@@ -95,3 +96,4 @@ class Exposure:
     model_version: str
     timestamp: datetime
     endpoint_variant: str | None = None
+    share: float | None = None

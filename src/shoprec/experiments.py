@@ -119,6 +119,10 @@ class ExperimentSpec(BaseModel):
     def default_variant(self) -> str:
         return self.default or self.control_variant
 
+    def share(self, name: str) -> float:
+        """The share of the users that variant ``name`` gets: its weight over the sum of the weights."""
+        return self.variant(name).weight / sum(v.weight for v in self.variants)
+
     def variant(self, name: str) -> VariantSpec:
         """The variant called ``name`` (``KeyError`` when there is none)."""
         for v in self.variants:

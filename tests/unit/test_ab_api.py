@@ -100,6 +100,7 @@ def test_served_lists_are_logged_as_exposures_and_anonymous_ones_are_not(
     assert first["item_ids"] == [item["item_id"] for item in body["items"]]
     assert first["model_version"] == body["model_version"]
     assert first["endpoint_variant"] is None  # an in-process ranker has no production variants
+    assert first["share"] == 0.5
 
 
 def test_events_sent_back_with_the_request_id_convert_the_exposure(bundle_dir: Path, tmp_path: Path) -> None:

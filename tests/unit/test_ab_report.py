@@ -47,7 +47,9 @@ def synthetic_log(
         for i in range(n):
             user, request = f"{variant}-u{i % (n // 3)}", f"{variant}-r{i}"
             items = tuple(f"item-{j}" for j in rng.choice(50, size=5, replace=False))
-            exposure = Exposure(request, user, "exp1", variant, "recommendations", items, "sha256:x", T0)
+            exposure = Exposure(
+                request, user, "exp1", variant, "recommendations", items, "sha256:x", T0, share=0.5
+            )
             records.append(exposure)
             if i % 97 == 0:
                 records.append(exposure)  # delivered twice (at least once)
@@ -119,6 +121,37 @@ def test_a_small_test_warns_that_it_needs_more_exposures(tmp_path: Path, big: Sy
     enough = ab_report(log_records(big.path), min_detectable_lift=0.3)
     assert 0 < (enough.required_exposures or 0) < 8_000
     assert enough.warnings == []
+
+
+def test_a_split_that_does_not_follow_the_shares_is_reported(tmp_path: Path, big: Synthetic) -> None:
+    balanced = ab_report(log_records(big.path))
+    assert balanced.split_p_value == 1.0  # 2666 users in each variant, as the equal shares expect
+    assert [v.share for v in balanced.variants] == [0.5, 0.5]
+
+    def exposure(variant: str, user: int, share: float | None = 0.5) -> Exposure:
+        return Exposure(
+            f"{variant}-{user}", f"u{user}", "exp1", variant, "search", ("a",), "v", T0, share=share
+        )
+
+    # 1,000 users against 900 where the shares expect 950 each: chi-square 5.26, p = 0.022 (no alarm);
+    # 1,000 against 800: chi-square 22.2, p = 2.4e-6 (a mismatch).
+    for treated, alarm in ((900, False), (800, True)):
+        records: list[Event | Exposure] = [exposure("control", u) for u in range(1000)]
+        records += [exposure("treatment", 10_000 + u) for u in range(treated)]
+        log = tmp_path / f"split-{treated}.jsonl"
+        log.write_bytes(b"".join(encode_lines(records, T0)))
+        report = ab_report(log_records(log))
+        mismatch = [w for w in report.warnings if w.startswith("sample ratio mismatch")]
+        assert bool(mismatch) is alarm, report.warnings
+    assert report.split_p_value == pytest.approx(2.4e-6, rel=0.05)
+    assert "control 1000, treatment 800" in mismatch[0]
+
+    changed = [exposure("control", 1), exposure("control", 2, share=0.4), exposure("treatment", 3)]
+    log = tmp_path / "changed.jsonl"
+    log.write_bytes(b"".join(encode_lines(changed, T0)))
+    report = ab_report(log_records(log))
+    assert report.split_p_value is None
+    assert any("shares are unknown or changed" in w for w in report.warnings)
 
 
 def test_an_aa_test_finds_no_difference_within_its_intervals(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from shoprec.evaluation.ab_stats import (
+    chi2_sf,
     required_sample_size,
+    sample_ratio_test,
     two_proportion_test,
     wilson_interval,
     wilson_intervals,
@@ -73,6 +75,31 @@ def test_two_proportion_test_without_any_success_tells_nothing_apart() -> None:
         two_proportion_test(0, 0, 1, 10)
     with pytest.raises(ValueError, match="successes <= n"):
         two_proportion_test(11, 10, 1, 10)
+
+
+def test_chi2_survival_function_on_known_quantiles() -> None:
+    # df = 2: P(X > x) = exp(-x/2); df = 1: erfc(√(x/2)); 7.814728 is the 95 % quantile at df = 3.
+    for x in (0.1, 1.0, 5.991464547107979, 30.0):
+        assert chi2_sf(x, 2) == pytest.approx(math.exp(-x / 2), rel=1e-10)
+    for x in (0.01, 0.5, 3.841458820694124, 12.0):
+        assert chi2_sf(x, 1) == pytest.approx(math.erfc(math.sqrt(x / 2)), rel=1e-10)
+    assert chi2_sf(7.814727903251178, 3) == pytest.approx(0.05, rel=1e-10)
+    assert chi2_sf(0.0, 4) == 1.0
+    with pytest.raises(ValueError, match="df"):
+        chi2_sf(1.0, 0)
+
+
+def test_sample_ratio_test_of_5000_against_5200_users_on_equal_shares() -> None:
+    # Expected 5100 each: chi-square = 2 · 100² / 5100 = 3.92157, p = erfc(√(3.92157 / 2)) = 0.04767.
+    statistic, p = sample_ratio_test([5000, 5200], [1, 1])
+    assert statistic == pytest.approx(2 * 100**2 / 5100)
+    assert p == pytest.approx(math.erfc(math.sqrt(statistic / 2)))
+    assert p == pytest.approx(0.047670, abs=1e-6)
+    assert sample_ratio_test([250, 750], [0.25, 0.75]) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="at least two"):
+        sample_ratio_test([10], [1])
+    with pytest.raises(ValueError, match="positive"):
+        sample_ratio_test([10, 10], [1, 0])
 
 
 def test_required_sample_size_for_ten_percent_lift_of_a_ten_percent_rate() -> None:

@@ -49,6 +49,7 @@ def exposure_record(exposure: Exposure, logged_at: datetime) -> dict[str, Any]:
         "item_ids": list(exposure.item_ids),
         "model_version": exposure.model_version,
         "endpoint_variant": exposure.endpoint_variant,
+        "share": exposure.share,
         "timestamp": exposure.timestamp.astimezone(UTC).isoformat(),
         "logged_at": logged_at.astimezone(UTC).isoformat(),
     }

@@ -11,6 +11,10 @@ counted as unattributed.
 
 Duplicates are dropped as the log's readers do: the first exposure of each ``request_id`` and the first
 event of each ``(user_id, event_id)``.
+
+Before the rates, the report checks the split: the users per variant against the shares the exposures
+record (a chi-square test; a sample ratio mismatch at p < 0.001 means users are lost or misassigned
+somewhere, and the rates cannot be compared).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 from shoprec.errors import DataFormatError, DatasetNotFoundError
 from shoprec.evaluation.ab_stats import (
     required_sample_size,
+    sample_ratio_test,
     two_proportion_test,
     wilson_intervals,
 )
@@ -33,6 +38,8 @@ from shoprec.evaluation.ab_stats import (
 METRICS: Final = ("ctr", "cart_rate", "purchase_rate")
 """The rates per exposure, in report order."""
 _EVENT_OF_METRIC: Final = {"ctr": "click", "cart_rate": "cart", "purchase_rate": "purchase"}
+SRM_ALPHA: Final = 0.001
+"""A split whose users per variant differ from the shares at this p-value is reported as a mismatch."""
 
 
 @dataclass
@@ -65,12 +72,14 @@ class VariantReport:
     name: str
     exposures: int
     users: int
+    share: float | None
     rates: dict[str, Rate]
 
 
 @dataclass(frozen=True)
 class AbReport:
-    """The whole report; ``warnings`` are for people (too few exposures, no control, ...)."""
+    """The whole report; ``split_p_value`` is the sample-ratio test's (``None`` when the shares are unknown
+    or changed); ``warnings`` are for people (a broken split, too few exposures, no control, ...)."""
 
     experiment: str | None
     control: str
@@ -79,6 +88,7 @@ class AbReport:
     required_exposures: int | None
     variants: list[VariantReport]
     unattributed_events: int
+    split_p_value: float | None
     warnings: list[str]
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,12 +100,14 @@ class AbReport:
             "min_detectable_lift": self.min_detectable_lift,
             "required_exposures_per_variant": self.required_exposures,
             "unattributed_events": self.unattributed_events,
+            "split_p_value": self.split_p_value,
             "warnings": self.warnings,
             "variants": [
                 {
                     "name": v.name,
                     "exposures": v.exposures,
                     "users": v.users,
+                    "share": v.share,
                     "rates": {
                         metric: {
                             "successes": r.successes,
@@ -163,6 +175,7 @@ def ab_report(
     no exposures of the experiment or several experiments and none was chosen.
     """
     exposures: dict[str, _Exposure] = {}
+    shares: dict[str, set[float | None]] = {}
     experiments: set[str] = set()
     events: list[tuple[Path, int, dict[str, Any]]] = []
     for file, line, record in records:
@@ -183,9 +196,10 @@ def ab_report(
             raise DataFormatError(
                 "item_ids must be a list of item ids", path=file, line=line, field="item_ids"
             )
-        exposures[request_id] = _Exposure(
-            _text(record, "user_id", file, line), _text(record, "variant", file, line), frozenset(items)
-        )
+        variant = _text(record, "variant", file, line)
+        exposures[request_id] = _Exposure(_text(record, "user_id", file, line), variant, frozenset(items))
+        share = record.get("share")
+        shares.setdefault(variant, set()).add(float(share) if isinstance(share, int | float) else None)
     if experiment is None and len(experiments) > 1:
         raise ValueError(f"the log holds several experiments {sorted(experiments)}: choose one")
     chosen = experiment if experiment is not None else next(iter(experiments), None)
@@ -196,10 +210,10 @@ def ab_report(
     names = sorted({e.variant for e in exposures.values()})
     if control is None:
         control = "control" if "control" in names else max(names, key=lambda n: _count(exposures, n))
-    warnings: list[str] = []
     if control not in names:
         raise ValueError(f"control {control!r} has no exposures; variants in the log: {names}")
     ordered = [control, *(n for n in names if n != control)]
+    warnings: list[str] = []
 
     counts = np.zeros((len(ordered), len(METRICS)), dtype=np.int64)
     n = np.zeros(len(ordered), dtype=np.int64)
@@ -212,6 +226,8 @@ def ab_report(
             counts[row, col] = sum(1 for e in mine if _EVENT_OF_METRIC[metric] in e.converted)
     intervals = wilson_intervals(counts, n[:, None], confidence)
 
+    known = {name: next(iter(s)) for name, s in shares.items() if len(s) == 1}
+    split_p = _check_split(ordered, users, known, warnings)
     required = _required(int(counts[0, 0]), int(n[0]), min_detectable_lift, 1 - confidence, power, warnings)
     reports = []
     for row, name in enumerate(ordered):
@@ -228,7 +244,7 @@ def ab_report(
                     p_value=c.p_value, significant=c.p_value < 1 - confidence,
                 )  # fmt: skip
             rates[metric] = rate
-        reports.append(VariantReport(name, int(n[row]), users[row], rates))
+        reports.append(VariantReport(name, int(n[row]), users[row], known.get(name), rates))
         if required is not None and n[row] < required:
             warnings.append(
                 f"{name}: {int(n[row])} exposures, fewer than the {required} needed to detect a "
@@ -238,7 +254,8 @@ def ab_report(
         warnings.append(f"only {control!r} has exposures: nothing to compare")
     return AbReport(
         experiment=chosen, control=control, confidence=confidence, min_detectable_lift=min_detectable_lift,
-        required_exposures=required, variants=reports, unattributed_events=unattributed, warnings=warnings,
+        required_exposures=required, variants=reports, unattributed_events=unattributed,
+        split_p_value=split_p, warnings=warnings,
     )  # fmt: skip
 
 
@@ -258,6 +275,29 @@ def _attribute(events: list[tuple[Path, int, dict[str, Any]]], exposures: dict[s
             continue
         exposure.converted.add(str(record.get("event_type")))
     return unattributed
+
+
+def _check_split(
+    names: list[str], users: list[int], shares: dict[str, float | None], warnings: list[str]
+) -> float | None:
+    """The sample-ratio test's p-value of the users per variant, warning on a mismatch; ``None`` (and a
+    warning) when a variant's share is unknown or changed while the experiment ran."""
+    if len(names) < 2:
+        return None
+    expected = [shares.get(name) for name in names]
+    if any(s is None or s <= 0 for s in expected):
+        warnings.append(
+            "the variants' shares are unknown or changed during the experiment: the split is not checked"
+        )
+        return None
+    _, p = sample_ratio_test(users, [s for s in expected if s is not None])
+    if p < SRM_ALPHA:
+        observed = ", ".join(f"{name} {count}" for name, count in zip(names, users, strict=True))
+        warnings.append(
+            f"sample ratio mismatch: users per variant ({observed}) do not follow the configured shares "
+            f"(chi-square p = {p:.2g}); find out why before reading the rates"
+        )
+    return p
 
 
 def _required(
@@ -303,6 +343,11 @@ def render(report: AbReport) -> str:
             interval = f"[{r.interval[0]:.2%}, {r.interval[1]:.2%}]"
             lines.append(f"{head}  {metric:<14}{r.rate:>8.2%}  {interval:<20}{lift:>8}{p:>10}".rstrip())
     lines.append("")
+    if report.split_p_value is not None:
+        lines.append(
+            f"split: users per variant against the configured shares: chi-square p = "
+            f"{report.split_p_value:.3g}"
+        )
     lines.append(
         f"* significant at {1 - report.confidence:.2g}; unattributed events: {report.unattributed_events}"
     )

@@ -13,6 +13,9 @@ Each rate is a proportion ``x / n``: of ``n`` exposures (lists served), ``x`` le
   ``n = (z(1 - alpha/2) sqrt(2 m (1 - m)) + z(power) sqrt(p1 (1 - p1) + p2 (1 - p2)))^2 / (p2 - p1)^2``
   with ``p2 = p1 (1 + lift)`` and ``m = (p1 + p2) / 2``.
 
+- :func:`sample_ratio_test`: the chi-square goodness-of-fit test of the users per variant against the
+  configured traffic shares (a sample ratio mismatch means the split itself is broken).
+
 These treat exposures as independent. Users are the unit of assignment and one user sees many lists, so
 exposures of one user are correlated and the intervals are somewhat too narrow when users come back often
 (``docs/experiments.md``).
@@ -21,6 +24,7 @@ exposures of one user are correlated and the intervals are somewhat too narrow w
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -130,6 +134,61 @@ def required_sample_size(
     z_alpha, z_beta = _NORMAL.inv_cdf(1 - alpha / 2), _NORMAL.inv_cdf(power)
     root = z_alpha * math.sqrt(2 * mean * (1 - mean)) + z_beta * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
     return math.ceil(root * root / ((p2 - p1) ** 2))
+
+
+def sample_ratio_test(observed: Sequence[int], shares: Sequence[float]) -> tuple[float, float]:
+    """The chi-square statistic of ``observed`` counts against the expected ``shares`` (normalised to sum
+    to 1) and its p-value with ``len(observed) - 1`` degrees of freedom. Raises ``ValueError`` for fewer
+    than two groups, a share that is not positive, or no observations."""
+    if len(observed) != len(shares) or len(observed) < 2:
+        raise ValueError(f"need as many shares as groups, at least two: {len(observed)} and {len(shares)}")
+    if any(s <= 0 for s in shares):
+        raise ValueError(f"every share must be positive, got {list(shares)}")
+    counts = np.asarray(observed, dtype=np.float64)
+    total = float(counts.sum())
+    if total <= 0:
+        raise ValueError("no observations")
+    expected = total * np.asarray(shares, dtype=np.float64) / float(np.sum(shares))
+    statistic = float(np.sum((counts - expected) ** 2 / expected))
+    return statistic, chi2_sf(statistic, len(observed) - 1)
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """``P(X > x)`` for a chi-square variable ``X`` with ``df`` degrees of freedom: the regularised upper
+    incomplete gamma function ``Q(df/2, x/2)``, by its series below ``a + 1`` and its continued fraction
+    above (Numerical Recipes' ``gammq``), accurate to about 1e-12."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1, got {df}")
+    if x <= 0:
+        return 1.0
+    a, z = df / 2, x / 2
+    log_front = a * math.log(z) - z - math.lgamma(a)
+    if z < a + 1:  # the series of the lower function P converges fast here
+        term = total = 1 / a
+        k = a
+        while abs(term) > abs(total) * 1e-15:
+            k += 1
+            term *= z / k
+            total += term
+        return max(0.0, 1 - total * math.exp(log_front))
+    # Lentz's method for the continued fraction of Q.
+    tiny = 1e-300
+    b = z + 1 - a
+    c, d = 1 / tiny, 1 / b
+    h = d
+    for i in range(1, 1_000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        step = d * c
+        h *= step
+        if abs(step - 1) < 1e-15:
+            break
+    return min(1.0, h * math.exp(log_front))
 
 
 def _check_counts(successes: int, n: int) -> None:

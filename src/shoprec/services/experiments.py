@@ -88,6 +88,7 @@ class ExperimentServices:
                     model_version=result.model_version,
                     timestamp=self._clock(),
                     endpoint_variant=endpoint_variant[0],
+                    share=self.spec.share(variant),
                 )
             )
         return result
