@@ -1,5 +1,6 @@
 """Compare the search systems of a bundle on the judged dev set: BM25 alone, the semantic channel alone
-(with and without its category prior), and fusions of the two (the served default among them).
+(with and without its category prior), and fusions of the two (rank and score fusion, with and without
+the pseudo-relevance feedback; the served default among them).
 
 Usage::
 
@@ -58,6 +59,7 @@ def main() -> None:
     qrels = read_qrels(args.qrels, [q.query_id for q in queries], catalog.item_ids)
     lexical, semantic = hybrid.lexical, hybrid.semantic
     prior = semantic.category_weight
+    short, long, feedback = hybrid.semantic_weight, hybrid.long_query_weight, hybrid.feedback_weight
 
     def semantic_rank(weight: float) -> Ranker:
         def rank(query: str) -> np.ndarray:
@@ -69,14 +71,14 @@ def main() -> None:
 
         return rank
 
-    def hybrid_rank(short: float, long: float) -> Ranker:
+    def hybrid_rank(short: float, long: float, feedback: float) -> Ranker:
         def rank(query: str) -> np.ndarray:
-            saved = hybrid.semantic_weight, hybrid.long_query_weight
-            hybrid.semantic_weight, hybrid.long_query_weight = short, long
+            saved = hybrid.semantic_weight, hybrid.long_query_weight, hybrid.feedback_weight
+            hybrid.semantic_weight, hybrid.long_query_weight, hybrid.feedback_weight = short, long, feedback
             try:
                 return hybrid.match(query)[0]
             finally:
-                hybrid.semantic_weight, hybrid.long_query_weight = saved
+                hybrid.semantic_weight, hybrid.long_query_weight, hybrid.feedback_weight = saved
 
         return rank
 
@@ -85,9 +87,10 @@ def main() -> None:
         "semantic, no category prior": semantic_rank(0.0),
         f"semantic (prior {prior:g})": semantic_rank(prior),
         "rrf(bm25, semantic), k=60": rrf(lambda q: lexical.match(q)[0], semantic_rank(prior)),
-        "linear, one weight 0.7": hybrid_rank(0.7, 0.7),
-        f"linear, {hybrid.semantic_weight:g} / {hybrid.long_query_weight:g} (served)": hybrid_rank(
-            hybrid.semantic_weight, hybrid.long_query_weight
+        "linear, one weight 0.7": hybrid_rank(0.7, 0.7, 0.0),
+        f"linear, {short:g} / {long:g} by query length": hybrid_rank(short, long, 0.0),
+        f"+ feedback ({hybrid.feedback_items} items, weight {feedback:g}; served)": hybrid_rank(
+            short, long, feedback
         ),
     }
     table: dict[str, dict[str, float]] = {}

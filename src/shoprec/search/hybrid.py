@@ -11,6 +11,15 @@ a sheet of metal"), and its meaning is. On the Scientific dev set one weight for
 nDCG@10 0.822 (0.7), the two weights 0.844 (docs/search.md). Linear fusion of normalised scores rather
 than reciprocal-rank fusion, because it keeps the size of a lexical win: an exact title match stays on top
 while the semantic channel orders what words alone cannot (measured side by side in docs/search.md).
+
+**Pseudo-relevance feedback** (Rocchio, in embedding space): the first fused ranking's top
+``feedback_items`` (20) stand in for relevant items; the query vector becomes
+``q + feedback_weight * m`` (2.0; ``m``: their mean vector, each weighted ``1 / log2(rank + 1)``),
+normalised, and the semantic channel is scored and fused again with the same lexical scores. A query
+vector of a need described in words ("protect my hands when handling chemicals") lands between many
+topics; the items that both channels put first pull it towards the products that were meant. It costs
+one more product with the item vectors (no second encoding): dev set nDCG@10 0.844 -> 0.865, natural
+queries 0.593 -> 0.649, no query kind worse (docs/search.md, held-out halves included).
 """
 
 from __future__ import annotations
