@@ -154,6 +154,30 @@ def test_a_split_that_does_not_follow_the_shares_is_reported(tmp_path: Path, big
     assert any("shares are unknown or changed" in w for w in report.warnings)
 
 
+def test_the_report_warns_when_a_users_lists_convert_together(tmp_path: Path, big: Synthetic) -> None:
+    assert not any("convert together" in w for w in ab_report(log_records(big.path)).warnings)
+    records: list[Event | Exposure] = []
+    for variant in ("control", "treatment"):
+        for user in range(200):  # ten lists each; every fifth user clicks on all of them, the others never
+            for n in range(10):
+                request = f"{variant}-{user}-{n}"
+                records.append(
+                    Exposure(request, f"{variant}{user}", "exp1", variant, "search", ("a",), "v", T0)
+                )
+                if user % 5 == 0:
+                    records.append(
+                        Event(f"e-{request}", f"{variant}{user}", "a", EventType.CLICK, T0, request)
+                    )
+    log = tmp_path / "keen.jsonl"
+    log.write_bytes(b"".join(encode_lines(records, T0)))
+    report = ab_report(log_records(log))
+    # Each user is one unit, not ten: var = s_cc / (U n²) = (100 · 200/199 · 0.16) / (200 · 100) against
+    # 0.2 · 0.8 / 2000, a design effect of 10 · 200/199.
+    assert report.variants[0].rates["ctr"].design_effect == pytest.approx(10 * 200 / 199)
+    assert "ctr: a user's lists convert together (design effect 10.1)" in " ".join(report.warnings)
+    assert "about 3.2x too narrow" in " ".join(report.warnings)
+
+
 def test_an_aa_test_finds_no_difference_within_its_intervals(tmp_path: Path) -> None:
     same = dict.fromkeys(("control", "treatment"), RATES["control"])
     report = ab_report(log_records(synthetic_log(tmp_path, 4_000, seed=5, rates=same).path))

@@ -9,6 +9,7 @@ import pytest
 
 from shoprec.evaluation.ab_stats import (
     chi2_sf,
+    design_effect,
     required_sample_size,
     sample_ratio_test,
     two_proportion_test,
@@ -100,6 +101,27 @@ def test_sample_ratio_test_of_5000_against_5200_users_on_equal_shares() -> None:
         sample_ratio_test([10], [1])
     with pytest.raises(ValueError, match="positive"):
         sample_ratio_test([10, 10], [1, 0])
+
+
+def test_design_effect_of_independent_and_of_perfectly_clustered_users() -> None:
+    # Four users with one list each, two clicked: R = 0.5, s_cc = 1/3, no exposure variance:
+    # var = (1/3) / (4 · 1²) = 1/12 against the binomial 0.25 / 4 = 1/16 -> 4/3 (the U / (U - 1) of ddof=1).
+    assert design_effect([0, 1, 0, 1], [1, 1, 1, 1]) == pytest.approx(4 / 3)
+    # Three lists each, a user converts all or none: s_cc = 3, var = 3 / (4 · 9) = 1/12 against
+    # 0.25 / 12 = 1/48 -> 4: each user counts as one exposure, not three.
+    assert design_effect([0, 3, 0, 3], [3, 3, 3, 3]) == pytest.approx(4.0)
+    assert design_effect([0, 0], [2, 3]) is None  # a rate of 0 has no binomial variance
+    assert design_effect([1], [2]) is None
+    with pytest.raises(ValueError, match="one length"):
+        design_effect([1, 2], [3])
+
+
+def test_design_effect_is_about_one_when_a_users_lists_convert_independently() -> None:
+    rng = np.random.default_rng(2)
+    lists = rng.integers(1, 8, size=5000)
+    assert design_effect(rng.binomial(lists, 0.1), lists) == pytest.approx(1.0, abs=0.1)
+    keen = rng.random(5000) < 0.1  # a tenth of the users click half their lists, the others none
+    assert (design_effect(rng.binomial(lists, np.where(keen, 0.5, 0.0)), lists) or 0) > 2
 
 
 def test_required_sample_size_for_ten_percent_lift_of_a_ten_percent_rate() -> None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from shoprec.errors import DataFormatError, DatasetNotFoundError
 from shoprec.evaluation.ab_stats import (
+    design_effect,
     required_sample_size,
     sample_ratio_test,
     two_proportion_test,
@@ -40,6 +41,8 @@ METRICS: Final = ("ctr", "cart_rate", "purchase_rate")
 _EVENT_OF_METRIC: Final = {"ctr": "click", "cart_rate": "cart", "purchase_rate": "purchase"}
 SRM_ALPHA: Final = 0.001
 """A split whose users per variant differ from the shares at this p-value is reported as a mismatch."""
+DESIGN_EFFECT_WARNING: Final = 1.5
+"""A design effect above this (intervals too narrow by more than about a fifth) is reported."""
 
 
 @dataclass
@@ -52,14 +55,16 @@ class _Exposure:
 
 @dataclass(frozen=True)
 class Rate:
-    """One rate of one variant: ``successes`` of ``exposures``, its interval and, for a variant other than
-    the control, the comparison with the control (difference, relative lift, p-value, significant at
-    ``1 - confidence``)."""
+    """One rate of one variant: ``successes`` of ``exposures``, its interval, its design effect (the
+    variance with users as the units over the binomial one; ``None`` when undefined) and, for a variant
+    other than the control, the comparison with the control (difference, relative lift, p-value,
+    significant at ``1 - confidence``)."""
 
     successes: int
     exposures: int
     rate: float
     interval: tuple[float, float]
+    design_effect: float | None = None
     difference: float | None = None
     difference_interval: tuple[float, float] | None = None
     relative_lift: float | None = None
@@ -113,6 +118,7 @@ class AbReport:
                             "successes": r.successes,
                             "rate": r.rate,
                             "interval": list(r.interval),
+                            "design_effect": r.design_effect,
                             "difference": r.difference,
                             "difference_interval": list(r.difference_interval)
                             if r.difference_interval
@@ -217,13 +223,22 @@ def ab_report(
 
     counts = np.zeros((len(ordered), len(METRICS)), dtype=np.int64)
     n = np.zeros(len(ordered), dtype=np.int64)
+    deff = np.full((len(ordered), len(METRICS)), np.nan)
     users = []
     for row, name in enumerate(ordered):
         mine = [e for e in exposures.values() if e.variant == name]
         n[row] = len(mine)
-        users.append(len({e.user_id for e in mine}))
-        for col, metric in enumerate(METRICS):
-            counts[row, col] = sum(1 for e in mine if _EVENT_OF_METRIC[metric] in e.converted)
+        user_of = {u: i for i, u in enumerate(dict.fromkeys(e.user_id for e in mine))}
+        users.append(len(user_of))
+        per_user = np.zeros((len(user_of), 1 + len(METRICS)))  # exposures, then conversions per rate
+        for e in mine:
+            per_user[user_of[e.user_id], 0] += 1
+            for col, metric in enumerate(METRICS):
+                per_user[user_of[e.user_id], 1 + col] += _EVENT_OF_METRIC[metric] in e.converted
+        counts[row] = per_user[:, 1:].sum(axis=0)
+        for col in range(len(METRICS)):
+            effect = design_effect(per_user[:, 1 + col], per_user[:, 0])
+            deff[row, col] = np.nan if effect is None else effect
     intervals = wilson_intervals(counts, n[:, None], confidence)
 
     known = {name: next(iter(s)) for name, s in shares.items() if len(s) == 1}
@@ -235,11 +250,12 @@ def ab_report(
         for col, metric in enumerate(METRICS):
             x, m = int(counts[row, col]), int(n[row])
             low, high = (float(v) for v in intervals[row, col])
-            rate = Rate(x, m, x / m, (low, high))
+            effect = None if np.isnan(deff[row, col]) else float(deff[row, col])
+            rate = Rate(x, m, x / m, (low, high), effect)
             if row > 0:
                 c = two_proportion_test(int(counts[0, col]), int(n[0]), x, m, confidence)
                 rate = Rate(
-                    x, m, x / m, (low, high), difference=c.difference,
+                    x, m, x / m, (low, high), effect, difference=c.difference,
                     difference_interval=c.difference_interval, relative_lift=c.relative_lift,
                     p_value=c.p_value, significant=c.p_value < 1 - confidence,
                 )  # fmt: skip
@@ -249,6 +265,13 @@ def ab_report(
             warnings.append(
                 f"{name}: {int(n[row])} exposures, fewer than the {required} needed to detect a "
                 f"{min_detectable_lift:+.0%} change in CTR with {power:.0%} power; keep the test running"
+            )
+    for col, metric in enumerate(METRICS):
+        worst = np.nanmax(deff[:, col]) if not np.all(np.isnan(deff[:, col])) else np.nan
+        if worst > DESIGN_EFFECT_WARNING:
+            warnings.append(
+                f"{metric}: a user's lists convert together (design effect {worst:.1f}): the intervals and "
+                f"p-values, which count exposures as independent, are about {np.sqrt(worst):.1f}x too narrow"
             )
     if len(ordered) == 1:
         warnings.append(f"only {control!r} has exposures: nothing to compare")

@@ -16,9 +16,13 @@ Each rate is a proportion ``x / n``: of ``n`` exposures (lists served), ``x`` le
 - :func:`sample_ratio_test`: the chi-square goodness-of-fit test of the users per variant against the
   configured traffic shares (a sample ratio mismatch means the split itself is broken).
 
-These treat exposures as independent. Users are the unit of assignment and one user sees many lists, so
-exposures of one user are correlated and the intervals are somewhat too narrow when users come back often
-(``docs/experiments.md``).
+- :func:`design_effect`: how much larger the variance of a rate is when users, the unit of assignment,
+  are taken as the independent units (delta method over per-user sums) than the binomial variance that
+  treats every exposure as independent.
+
+The intervals and the test treat exposures as independent. One user sees many lists, and their exposures
+convert together (a keen shopper clicks on many), so the intervals are too narrow by about
+``sqrt(design_effect)``; the report warns when that matters (``docs/experiments.md``).
 """
 
 from __future__ import annotations
@@ -189,6 +193,30 @@ def chi2_sf(x: float, df: int) -> float:
         if abs(step - 1) < 1e-15:
             break
     return min(1.0, h * math.exp(log_front))
+
+
+def design_effect(successes: npt.ArrayLike, exposures: npt.ArrayLike) -> float | None:
+    """The variance of the rate ``R = sum(successes) / sum(exposures)`` with users as the independent units,
+    by the delta method, over the binomial variance ``R (1 - R) / sum(exposures)``.
+
+    ``successes[u]`` and ``exposures[u]`` are user ``u``'s converted and served lists. With ``U`` users,
+    means ``c``, ``n`` and sample (co)variances ``s``: ``var(R) = (s_cc - 2 R s_cn + R² s_nn) / (U n²)``.
+    About 1 when a user's exposures convert independently of each other; ``None`` for fewer than two users
+    or a rate of 0 or 1 (no binomial variance to compare with).
+    """
+    c = np.asarray(successes, dtype=np.float64)
+    m = np.asarray(exposures, dtype=np.float64)
+    if c.shape != m.shape or c.ndim != 1:
+        raise ValueError(f"expected two 1-d arrays of one length, got shapes {c.shape} and {m.shape}")
+    users, total = c.size, float(m.sum())
+    if users < 2 or total <= 0:
+        return None
+    rate = float(c.sum()) / total
+    if rate <= 0 or rate >= 1:
+        return None
+    cov = np.cov(np.stack([c, m]), ddof=1)
+    clustered = (cov[0, 0] - 2 * rate * cov[0, 1] + rate * rate * cov[1, 1]) / (users * (total / users) ** 2)
+    return float(clustered / (rate * (1 - rate) / total))
 
 
 def _check_counts(successes: int, n: int) -> None:
