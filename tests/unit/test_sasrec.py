@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from shoprec.training.sasrec import NegativeSampler, SASRec, SASRecConfig  # noqa: E402
+from shoprec.training.sasrec import NegativeSampler, SASRec, SASRecConfig, full_softmax_ce  # noqa: E402
 
 pytestmark = pytest.mark.train
 
@@ -70,6 +70,20 @@ def test_loss_is_full_softmax_cross_entropy_over_non_padded_positions(model: SAS
         logits = h @ model.item_table().T
         expected = torch.nn.functional.cross_entropy(logits, torch.tensor([1, 2, 3]))
         assert torch.allclose(model.loss(seq, target), expected, atol=1e-6)
+
+
+def test_full_softmax_loss_and_gradients_match_autograd_cross_entropy() -> None:
+    generator = torch.Generator().manual_seed(0)
+    h = torch.randn(37, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    table = torch.randn(50, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    target = torch.randint(0, 50, (37,), generator=generator)
+    ours = full_softmax_ce(h, table, target)
+    ours_grads = torch.autograd.grad(3.0 * ours, (h, table))
+    reference = torch.nn.functional.cross_entropy(h @ table.T, target)
+    reference_grads = torch.autograd.grad(3.0 * reference, (h, table))
+    assert torch.allclose(ours, reference, atol=1e-12)
+    for got, want in zip(ours_grads, reference_grads, strict=True):
+        assert torch.allclose(got, want, atol=1e-12)
 
 
 def test_padding_embedding_stays_zero_after_training_steps() -> None:

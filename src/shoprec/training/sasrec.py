@@ -31,6 +31,47 @@ class SASRecConfig:
         return asdict(self)
 
 
+class _FullSoftmaxCE(torch.autograd.Function):
+    """Mean softmax cross-entropy of ``h @ table.T`` against ``target``, with the gradient written by hand.
+
+    The same loss and gradients as ``F.cross_entropy(h @ table.T, target)``, in fewer passes over the
+    [positions, n_items] logits, which dominate a full-softmax step on the CPU: the forward keeps only the
+    log-sum-exp, and the backward turns the saved logits into probabilities in place (softmax - one-hot),
+    where autograd's log-softmax and NLL backward allocate, zero and walk that matrix several times more.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, table: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = h @ table.T
+        lse = torch.logsumexp(logits, dim=1)
+        rows = torch.arange(h.shape[0], device=h.device)
+        loss = (lse - logits[rows, target]).mean()
+        ctx.save_for_backward(h, table, target, logits, lse)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        h, table, target, logits, lse = ctx.saved_tensors
+        probs = logits.sub_(lse.unsqueeze(1)).exp_()  # the saved logits are not needed again
+        rows = torch.arange(h.shape[0], device=h.device)
+        probs[rows, target] -= 1.0
+        scale = grad / h.shape[0]
+        grad_h = (probs @ table) * scale if ctx.needs_input_grad[0] else None
+        grad_table = (probs.T @ h) * scale if ctx.needs_input_grad[1] else None
+        return grad_h, grad_table, None
+
+
+def full_softmax_ce(h: torch.Tensor, table: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the scores ``h @ table.T`` [N, n_items] against ``target`` [N] (0-based).
+
+    On the CPU through :class:`_FullSoftmaxCE`; elsewhere (bf16 autocast on a GPU) through autograd.
+    """
+    if h.device.type == "cpu" and torch.is_grad_enabled():
+        loss: torch.Tensor = _FullSoftmaxCE.apply(h, table, target)  # type: ignore[no-untyped-call]
+        return loss
+    return F.cross_entropy(h @ table.T, target)
+
+
 class _Block(nn.Module):
     """Pre-norm Transformer block: causal self-attention then a position-wise feed-forward network."""
 
@@ -120,8 +161,7 @@ class SASRec(nn.Module):
         """Full softmax cross-entropy over all items at every non-padded position."""
         h = self.encode(seq)
         m = target > 0
-        logits = h[m] @ self.item_table().T
-        return F.cross_entropy(logits, target[m] - 1)
+        return full_softmax_ce(h[m], self.item_table(), target[m] - 1)
 
     def sampled_loss(
         self,
