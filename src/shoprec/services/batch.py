@@ -10,7 +10,8 @@ Users are recalled and ranked in batches (one ranker call per batch, the vector 
 as offline evaluation runs them; batching changes no user's list.
 
 On purpose unlike a request: the ranker has no latency budget (a slow batch is not a degraded one), no
-merchandising rules apply and the live catalogue's items are not among the candidates.
+merchandising rules apply, the live catalogue's items are not among the candidates and the live
+co-occurrence and trending counts are not blended in (``docs/batch.md``).
 
 The file appears complete or not at all: lines go to a temporary file beside it, renamed over it at the end.
 """
