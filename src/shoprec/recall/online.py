@@ -250,21 +250,30 @@ class OnlinePopularity:
         self.catalog = catalog
         self.popularity = popularity
         self._top = float(popularity.max()) if popularity.size and popularity.max() > 0 else 1.0
+        self._blended: tuple[int, FloatArray | None] | None = None
 
     def over(self, catalog: CatalogIndex, popularity: FloatArray) -> OnlinePopularity:
         """The same trending counts over another catalogue and its popularity vector."""
         return OnlinePopularity(self.stats, catalog, popularity)
 
     def current(self) -> tuple[int, FloatArray | None]:
-        """The trending version and the blended popularity (``None``: nothing trends, the bundle's holds)."""
+        """The trending version and the blended popularity (``None``: nothing trends, the bundle's holds),
+        blended once per version."""
         version, trend = self.stats.trending()
+        cached = self._blended
+        if cached is None or cached[0] != version:
+            cached = (version, self._blend(trend))
+            self._blended = cached  # racing requests blend the same counts: either result is right
+        return cached
+
+    def _blend(self, trend: Mapping[str, float]) -> FloatArray | None:
         weights = self.stats.weights
         index_of = self.catalog.index_of
         kept = {index_of[i]: c for i, c in trend.items() if c >= weights.min_count and i in index_of}
         if not kept or weights.popularity == 0:
-            return version, None
+            return None
         idx = np.fromiter(kept, dtype=np.int64, count=len(kept))
         counts = np.fromiter(kept.values(), dtype=np.float64, count=len(kept))
         blended = self.popularity.astype(np.float64)
         blended[idx] += weights.popularity * self._top * counts / counts.max()
-        return version, blended.astype(np.float32)
+        return blended.astype(np.float32)
