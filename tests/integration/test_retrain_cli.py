@@ -5,6 +5,9 @@ base alone; a short training keeps the run to seconds."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,14 +18,16 @@ pytest.importorskip("torch")
 
 from tests.integration.bundle_factory import build_bundle, default_dataset_dir
 
-from shoprec.artifacts import load_bundle
+from shoprec.artifacts import load_bundle, verify_bundle
 from shoprec.cli import app
 from shoprec.cli.retrain import GATE_REFUSED
 from shoprec.data import load_dataset
 from shoprec.data.loaders import with_events
 from shoprec.deploy.gate import GatePolicy, decide
+from shoprec.deploy.models import pack_bundle
 from shoprec.evaluation.window import read_log, split_log, training_dataset, write_training_log
 
+RETRAIN_ENTRY = Path(__file__).resolve().parents[2] / "sagemaker" / "training" / "retrain.py"
 USERS = 600
 BEFORE = datetime(2026, 11, 1, tzinfo=UTC)  # each user's second-to-last item, one minute apart
 AFTER = datetime(2026, 11, 20, tzinfo=UTC)  # each user's last item: the held-out window
@@ -108,3 +113,36 @@ def test_a_refused_gate_prints_both_versions_and_exits_3(shop: dict[str, Path], 
     assert "NDCG@10" in stdout
     assert "REFUSED" in stdout
     assert "fewer than the 100000 required" in stdout
+
+
+@pytest.mark.train
+@pytest.mark.slow
+def test_the_script_mode_job_runs_the_same_loop_and_writes_the_decision(
+    shop: dict[str, Path], tmp_path: Path
+) -> None:
+    served = tmp_path / "input" / "served"
+    served.mkdir(parents=True)
+    pack_bundle(shop["served"], served / "model.tar.gz")  # the channel holds the published tarball
+    env = {
+        **os.environ,
+        "SM_CHANNEL_EVENTS": str(shop["log"]),
+        "SM_CHANNEL_SERVED": str(served),
+        "SM_CHANNEL_TRAIN": str(shop["base"]),
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "SM_OUTPUT_DATA_DIR": str(tmp_path / "output"),
+    }
+    (tmp_path / "model").mkdir()
+    # As the training toolkit passes CreateTrainingJob's hyper-parameters: --key value.
+    args = ["--cut", CUT, "--gate-margin", "0.5", "--gate-min-users", "100", "--hidden", "8"]
+    args += ["--max-len", "20", "--max-epochs", "1", "--patience", "1", "--threads", "1"]
+    proc = subprocess.run(
+        [sys.executable, str(RETRAIN_ENTRY), *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = verify_bundle(tmp_path / "model")
+    report = json.loads((tmp_path / "output" / "decision.json").read_text())
+    assert report["new_version"] == manifest.short_version
+    assert report["served_version"] == load_bundle(shop["served"]).manifest.short_version
+    assert report["window"]["cut"] == CUT
+    assert report["decision"]["margin"] == 0.5
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["gate_passed"] == report["decision"]["passed"]

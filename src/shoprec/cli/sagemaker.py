@@ -199,6 +199,21 @@ def sagemaker_publish(
     sys.stdout.write(published.url + "\n")
 
 
+@app.command("stage-retrain")
+def sagemaker_stage_retrain(bucket: BucketOpt = None) -> None:
+    """Upload the scheduled retraining job's code (retrain.py and the package) to
+    s3://BUCKET/retrain/source/sourcedir.tar.gz, where the stack's schedule looks for it."""
+    from shoprec.deploy.retrain_source import stage_retrain_source
+    from shoprec.deploy.rollout import AwsClients
+
+    with cli_errors():
+        url = stage_retrain_source(
+            _required(bucket, "--bucket", "SHOPREC_ARTIFACT_BUCKET"), s3=AwsClients.default().s3
+        )
+    _say(f"staged the retraining job's code at {url}")
+    sys.stdout.write(url + "\n")
+
+
 @app.command("deploy")
 def sagemaker_deploy(
     artifacts: Annotated[str, typer.Option(help="Published model: s3://bucket/models/VERSION.")],
