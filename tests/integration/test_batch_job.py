@@ -188,7 +188,8 @@ def channel(scientific_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture(scope="module")
-def staged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def staged() -> Iterator[Path]:
+    """The job's code folder as ``shoprec sagemaker batch`` stages it: batch.py beside src/shoprec."""
     with staged_source(BATCH_SOURCE, BATCH_SCRIPT) as source:
         yield source
 
