@@ -368,6 +368,17 @@ def test_each_variant_scales_on_invocations_per_instance(resources: dict[str, An
 # Actions with no resource-level permissions, so "*" is the only possible resource.
 RESOURCELESS_ACTIONS = frozenset(
     {"ecr:GetAuthorizationToken", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
+    # Step Functions' execution logging (RetrainStateMachineRole): log deliveries take no resource ARNs.
+    | {
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }
 )
 
 
