@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 import h11
 import uvicorn
@@ -29,14 +29,25 @@ KEEP_ALIVE_S: Final = 5
 _log = logging.getLogger(__name__)
 
 
+class ServerConfig(uvicorn.Config):
+    """uvicorn's configuration plus ``request_timeout_s``, read by :class:`RequestDeadlineProtocol`.
+
+    A module-level class rather than a per-call protocol subclass: with several workers uvicorn pickles
+    the configuration into each spawned process, and a class defined inside a function cannot be pickled.
+    """
+
+    def __init__(self, app: ASGIApp | str, *, request_timeout_s: float = REQUEST_TIMEOUT_S, **kwargs: Any):
+        super().__init__(app, **kwargs)
+        self.request_timeout_s = request_timeout_s
+
+
 class RequestDeadlineProtocol(H11Protocol):
     """uvicorn's h11 protocol plus a deadline on receiving each request (see the module docstring)."""
-
-    request_timeout_s: ClassVar[float] = REQUEST_TIMEOUT_S
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        self.request_timeout_s: float = getattr(self.config, "request_timeout_s", REQUEST_TIMEOUT_S)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -80,25 +91,39 @@ class RequestDeadlineProtocol(H11Protocol):
 
 
 def server_config(
-    app: ASGIApp,
+    app: ASGIApp | str,
     *,
     host: str,
     port: int,
     request_timeout_s: float = REQUEST_TIMEOUT_S,
     log_level: str = "info",
-) -> uvicorn.Config:
+    workers: int = 1,
+) -> ServerConfig:
     """uvicorn's configuration for serving ``app``: h11 with the request deadline, the keep-alive timeout
-    and h11's limit of 16 KiB on the request line and headers (larger is answered 400)."""
-    timeout_s = request_timeout_s
+    and h11's limit of 16 KiB on the request line and headers (larger is answered 400).
 
-    class Protocol(RequestDeadlineProtocol):
-        request_timeout_s = timeout_s
-
-    return uvicorn.Config(
+    With ``workers`` > 1, ``app`` must be the import string of an app factory ("module:function"): each
+    worker process builds its own app."""
+    return ServerConfig(
         app,
         host=host,
         port=port,
-        http=Protocol,
+        http=RequestDeadlineProtocol,
         timeout_keep_alive=KEEP_ALIVE_S,
         log_level=log_level,
+        request_timeout_s=request_timeout_s,
+        workers=workers,
+        factory=isinstance(app, str),
     )
+
+
+def worker_app() -> ASGIApp:
+    """The app of one ``shoprec serve --workers N`` process: its container built from the ``SHOPREC_*``
+    settings and warmed up before the worker accepts requests, as the single-process server does."""
+    from shoprec.api.app import create_app
+    from shoprec.container import build_container
+    from shoprec.settings import get_settings
+
+    container = build_container(get_settings())
+    container.recommendations.warm_up()
+    return create_app(container)

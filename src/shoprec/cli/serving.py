@@ -11,6 +11,7 @@ from shoprec.cli.common import DataRootOpt, DatasetOpt, FormatOpt, cli_errors, c
 
 if TYPE_CHECKING:
     from shoprec.container import Container
+    from shoprec.settings import Settings
 
 ArtifactsOpt = Annotated[
     str | None, typer.Option(help="Bundle folder or s3://bucket/prefix (default: $SHOPREC_ARTIFACTS).")
@@ -33,6 +34,12 @@ def serve(
             min=0.1, help="Seconds a client has to send a whole request; slower connections are closed."
         ),
     ] = 10.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Worker processes sharing the port, each with its own copy of the bundle in memory."
+        ),
+    ] = 1,
 ) -> None:
     """Serve the REST API with uvicorn; prints ready-to-paste curl commands first."""
     import uvicorn
@@ -56,11 +63,35 @@ def serve(
     console.print("[bold]try:[/]")
     for line in _curl_examples(container, base):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if workers > 1:
+        _serve_workers(settings, host=host, port=port, request_timeout=request_timeout, workers=workers)
+        return
     config = server_config(create_app(container), host=host, port=port, request_timeout_s=request_timeout)
     server = uvicorn.Server(config)
     server.run()
     if not server.started:  # e.g. the port is taken: uvicorn has logged why
         raise typer.Exit(3)
+
+
+def _serve_workers(settings: Settings, *, host: str, port: int, request_timeout: float, workers: int) -> None:
+    """uvicorn's process supervisor over ``workers`` spawned processes sharing one socket; each builds its
+    container from the ``SHOPREC_*`` environment, so the command line's backends are passed on there."""
+    import os
+
+    from uvicorn.supervisors import Multiprocess
+
+    from shoprec.api.server import server_config
+
+    for name in ("artifacts", "state", "cache", "ranker"):
+        os.environ[f"SHOPREC_{name.upper()}"] = str(getattr(settings, name))
+    config = server_config(
+        "shoprec.api.server:worker_app",
+        host=host,
+        port=port,
+        request_timeout_s=request_timeout,
+        workers=workers,
+    )
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 state_app = typer.Typer(no_args_is_help=True, help="The user-state store.")
