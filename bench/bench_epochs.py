@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import platform
@@ -49,7 +50,7 @@ import numpy as np
 import torch
 
 from shoprec.data import Dataset, leave_one_out, load_dataset
-from shoprec.training.config import TrainConfig
+from shoprec.training.config import BATCHINGS, TrainConfig
 from shoprec.training.distributed import DistContext
 from shoprec.training.trainer import TrainingSteps, resolve_device
 
@@ -97,8 +98,10 @@ class Timing:
     windows: int
     batches_per_epoch: int
     loss: str
+    batching: str
     batches_timed: int
     seconds_per_batch: float
+    cpu_seconds_per_batch: float
     epoch_seconds: float
     extrapolated: bool
     peak_rss_mib: float
@@ -120,13 +123,14 @@ def time_epochs(name: str, ds: Dataset, config: TrainConfig, epochs: int, max_ba
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     timed_batches = 0
-    seconds = 0.0
+    seconds = cpu_seconds = 0.0
     for epoch in range(1, epochs + 1):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         steps.run_epoch(epoch, config.max_epochs, max_batches=max_batches)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds += time.perf_counter() - t
+        cpu_seconds += time.process_time() - c
         timed_batches += steps.n_batches if max_batches is None else min(max_batches, steps.n_batches)
     per_batch = seconds / max(timed_batches, 1)
     return Timing(
@@ -136,8 +140,10 @@ def time_epochs(name: str, ds: Dataset, config: TrainConfig, epochs: int, max_ba
         windows=int(steps.inputs.shape[0]),
         batches_per_epoch=steps.n_batches,
         loss=steps.loss_kind,
+        batching=config.batching,
         batches_timed=timed_batches,
         seconds_per_batch=per_batch,
+        cpu_seconds_per_batch=cpu_seconds / max(timed_batches, 1),
         epoch_seconds=per_batch * steps.n_batches,
         extrapolated=timed_batches < epochs * steps.n_batches,
         peak_rss_mib=_peak_rss_mib(),
@@ -146,22 +152,20 @@ def time_epochs(name: str, ds: Dataset, config: TrainConfig, epochs: int, max_ba
 
 
 def markdown_table(timings: list[Timing]) -> str:
-    full = {t.catalogue: t.epoch_seconds for t in timings if t.loss == "full"}
+    full = {(t.catalogue, t.batching): t.epoch_seconds for t in timings if t.loss == "full"}
     lines = [
-        "| catalogue | items | users | batches/epoch | loss | batches timed | ms/batch | epoch s "
-        "| full/sampled | peak RSS MiB |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| catalogue | items | users | batches/epoch | loss | batching | batches timed | ms/batch "
+        "| CPU ms/batch | epoch s | full/sampled | peak RSS MiB |",
+        "|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for t in timings:
-        ratio = (
-            f"{full[t.catalogue] / t.epoch_seconds:.1f}x"
-            if t.loss == "sampled" and t.catalogue in full
-            else ""
-        )
+        key = (t.catalogue, t.batching)
+        ratio = f"{full[key] / t.epoch_seconds:.1f}x" if t.loss == "sampled" and key in full else ""
         epoch = f"{t.epoch_seconds:.1f}{' (extrapolated)' if t.extrapolated else ''}"
         lines.append(
-            f"| {t.catalogue} | {t.items} | {t.users} | {t.batches_per_epoch} | {t.loss} | {t.batches_timed} "
-            f"| {t.seconds_per_batch * 1000:.0f} | {epoch} | {ratio} | {t.peak_rss_mib:.0f} |"
+            f"| {t.catalogue} | {t.items} | {t.users} | {t.batches_per_epoch} | {t.loss} | {t.batching} "
+            f"| {t.batches_timed} | {t.seconds_per_batch * 1000:.0f} | {t.cpu_seconds_per_batch * 1000:.0f} "
+            f"| {epoch} | {ratio} | {t.peak_rss_mib:.0f} |"
         )
     return "\n".join(lines)
 
@@ -173,11 +177,17 @@ def plot(timings: list[Timing], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for loss, marker in zip(LOSSES, ("o", "s"), strict=True):
-        points = sorted((t.items, t.epoch_seconds, t.catalogue) for t in timings if t.loss == loss)
+    for (loss, marker), batching in itertools.product(zip(LOSSES, ("o", "s"), strict=True), BATCHINGS):
+        points = sorted(
+            (t.items, t.epoch_seconds, t.catalogue)
+            for t in timings
+            if t.loss == loss and t.batching == batching
+        )
         if not points:
             continue
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=f"{loss} softmax")
+        style = "-" if batching == TrainConfig.batching else "--"
+        label = f"{loss} softmax, {batching} batching"
+        ax.plot([p[0] for p in points], [p[1] for p in points], style, marker=marker, label=label)
         for x, y, name in points:
             ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xscale("log")
@@ -208,6 +218,9 @@ def main() -> None:
     p.add_argument("--negatives", type=int, default=TrainConfig.negatives)
     p.add_argument("--negative-power", type=float, default=TrainConfig.negative_power)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument(
+        "--batchings", nargs="+", choices=BATCHINGS, default=[TrainConfig.batching], help="batchings to time"
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench-results" / "epochs")
     args = p.parse_args()
     if args.epochs_to_time < 1 or (args.max_batches is not None and args.max_batches < 1):
@@ -216,9 +229,10 @@ def main() -> None:
     timings: list[Timing] = []
     for name in args.catalogues:
         ds = CATALOGUES[name]()
-        for loss in args.losses:
+        for batching, loss in itertools.product(args.batchings, args.losses):
             config = TrainConfig(
                 loss=loss,
+                batching=batching,
                 batch_size=args.batch_size,
                 negatives=args.negatives,
                 negative_power=args.negative_power,
@@ -228,7 +242,8 @@ def main() -> None:
             timing = time_epochs(name, ds, config, args.epochs_to_time, args.max_batches)
             timings.append(timing)
             print(
-                f"{name:18s} {loss:8s} {timing.seconds_per_batch * 1000:8.0f} ms/batch "
+                f"{name:18s} {loss:8s} {batching:7s} {timing.seconds_per_batch * 1000:8.0f} ms/batch "
+                f"{timing.cpu_seconds_per_batch * 1000:8.0f} CPU ms/batch "
                 f"{timing.epoch_seconds:8.1f} s/epoch",
                 flush=True,
             )

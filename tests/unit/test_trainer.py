@@ -3,6 +3,7 @@ and picks its loss and device from the configuration."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from shoprec.training.distributed import DistContext  # noqa: E402
 from shoprec.training.sasrec import SASRec  # noqa: E402
 from shoprec.training.trainer import (  # noqa: E402
     TrainingSteps,
+    length_batches,
     negative_sampler,
     resolve_device,
     train_sasrec,
@@ -158,6 +160,46 @@ def test_run_epoch_stops_after_max_batches() -> None:
     assert np.isfinite(loss)
 
 
+def _lengths(values: list[int]) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.int64)
+
+
+def test_length_batches_hold_every_user_once_in_batches_of_similar_length() -> None:
+    lengths = _lengths([1, 9, 2, 2, 8, 1, 3, 7, 1, 2, 5, 9])
+    batches = length_batches(lengths, 4, torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(batches).tolist()) == list(range(12))
+    # Random batches of 4 would make ceil(12 / 4) = 3 steps of 50 / 3 positions on average: as many steps,
+    # and no batch holds more than that budget plus one user.
+    assert len(batches) == 3
+    assert all(int(lengths[b].sum()) <= 50 / 3 + 9 for b in batches)
+    # Lengths do not interleave: the batches are runs of the users sorted by length.
+    spans = sorted((int(lengths[b].min()), int(lengths[b].max())) for b in batches)
+    assert all(hi <= next_lo for (_, hi), (next_lo, _) in itertools.pairwise(spans))
+
+
+def test_length_batches_reshuffle_every_epoch_but_keep_the_cuts() -> None:
+    lengths = _lengths([3] * 20 + [6] * 20)
+    generator = torch.Generator().manual_seed(0)
+    first, second = length_batches(lengths, 8, generator), length_batches(lengths, 8, generator)
+    assert [len(b) for b in sorted(first, key=len)] == [len(b) for b in sorted(second, key=len)]
+    assert [b.tolist() for b in first] != [b.tolist() for b in second]
+
+
+def test_length_batches_leave_no_batch_empty_when_a_user_outgrows_the_budget() -> None:
+    batches = length_batches(_lengths([1, 1, 1, 40, 45]), 1, torch.Generator().manual_seed(0))
+    assert all(len(b) > 0 for b in batches)
+    assert sorted(torch.cat(batches).tolist()) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("batching", ["length", "random"])
+def test_an_epoch_steps_through_n_batches_covering_every_window(batching: str) -> None:
+    data = [np.arange(0, 2 + i % 5, dtype=np.int64) for i in range(23)]
+    steps = TrainingSteps.create(data, 10, replace(TINY, batching=batching, batch_size=5))
+    batches = steps.epoch_batches()
+    assert len(batches) == steps.n_batches <= 5
+    assert sorted(torch.cat(batches).tolist()) == list(range(23))
+
+
 def test_auto_loss_switches_to_sampled_softmax_at_the_threshold() -> None:
     auto = TrainConfig()
     assert resolve_loss(auto, SAMPLED_SOFTMAX_MIN_ITEMS - 1) == "full"
@@ -175,6 +217,7 @@ def test_auto_loss_switches_to_sampled_softmax_at_the_threshold() -> None:
         ("negative_power", -0.5),
         ("negative_power", float("nan")),
         ("min_steps", -1),
+        ("batching", "bucket"),
     ],
 )
 def test_invalid_settings_are_refused_naming_the_field(field: str, value: object) -> None:

@@ -14,6 +14,10 @@ LOSSES = ("auto", "full", "sampled")
 ``auto``: chosen by catalogue size (:func:`resolve_loss`)."""
 DEVICES = ("auto", "cpu", "cuda")
 """``auto``: CUDA when torch sees a GPU, else the CPU; ``cuda`` fails rather than quietly train on the CPU."""
+BATCHINGS = ("length", "random")
+"""``random``: each batch is ``batch_size`` users drawn at random, as wide as its longest sequence;
+``length``: users of similar length batched together, each batch holding about as many target positions as
+a random one (:func:`shoprec.training.trainer.length_batches`)."""
 
 SAMPLED_SOFTMAX_MIN_ITEMS = 15_000
 """Catalogue size from which ``loss="auto"`` trains with sampled softmax. Full softmax costs a matrix
@@ -36,6 +40,10 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     batch_size: int = 128
+    batching: str = "length"
+    """How users are grouped into batches (:data:`BATCHINGS`). Sequences are left-padded to the batch's
+    longest, and in a random batch of Beauty users 87 % of the encoder's positions are padding; batching
+    users of similar length removes most of it for the same steps, schedule and positions per step."""
     max_epochs: int = 16
     min_steps: int = 0
     """Plan at least enough epochs for this many optimiser steps (0: ``max_epochs`` exactly). A small
@@ -61,6 +69,8 @@ class TrainConfig:
         # (or, in a SageMaker job, before the instance is paid for an hour).
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}, got {self.batching!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.min_steps < 0:

@@ -196,12 +196,17 @@ def run_training(
 
     ui.stage("training the Transformer ranker")
     valid_h = split.valid_histories()
+    # Validated in order of history length: a batch is as wide as its longest history, and the metrics do
+    # not depend on the users' order.
+    by_length = np.argsort([len(h) for h in valid_h], kind="stable")
+    valid_h_sorted = [valid_h[i] for i in by_length]
+    valid_t_sorted = np.asarray(split.valid_targets)[by_length]
 
     def validate(model: SASRec) -> float:
         result = evaluate(
             torch_scorer(model, config.max_len),
-            valid_h,
-            split.valid_targets,
+            valid_h_sorted,
+            valid_t_sorted,
             n,
             "full",
             ks=(10,),

@@ -206,7 +206,16 @@ class TrainingSteps:
 
     @property
     def n_batches(self) -> int:
+        if self.config.batching == "length":
+            return len(_length_cuts(self.lengths.sort().values, self.config.batch_size)) + 1
         return math.ceil(self.inputs.shape[0] / self.config.batch_size)
+
+    def epoch_batches(self) -> list[torch.Tensor]:
+        """Row indices of the global batches of one epoch, in the order they are stepped."""
+        if self.config.batching == "length":
+            return length_batches(self.lengths, self.config.batch_size, self.permutations)
+        perm = torch.randperm(self.inputs.shape[0], generator=self.permutations)
+        return list(torch.split(perm, self.config.batch_size))
 
     def run_epoch(
         self,
@@ -219,13 +228,13 @@ class TrainingSteps:
         """One epoch of optimiser steps in a fresh random order (the first ``max_batches`` of them when
         given); returns the mean training loss of this rank's batches."""
         config, model = self.config, self.model
-        n_batches = self.n_batches
+        batches = self.epoch_batches()
+        n_batches = len(batches)
         model.train()
         total = 0.0
-        perm = torch.randperm(self.inputs.shape[0], generator=self.permutations)
         n_steps = n_batches if max_batches is None else min(max_batches, n_batches)
         for b in range(n_steps):
-            idx = _shard(perm[b * config.batch_size : (b + 1) * config.batch_size], self.ctx)
+            idx = _shard(batches[b], self.ctx)
             step = (epoch - 1) * n_batches + b
             for group in self.optimizer.param_groups:
                 group["lr"] = config.lr * lr_factor(step, planned_epochs * n_batches, config)
@@ -328,6 +337,38 @@ def train_sasrec(
     model.cpu().eval()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _length_cuts(sorted_lengths: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Where to cut users sorted by length (ascending) into batches of about equal target positions: the
+    mean positions of a random ``batch_size`` batch each, so an epoch has at most as many steps as random
+    batching. Depends on the sorted lengths only, so every epoch (and ``n_batches``) has the same cuts."""
+    n = sorted_lengths.shape[0]
+    n_batches = max(1, math.ceil(n / batch_size))
+    budget = float(sorted_lengths.sum()) / n_batches
+    ends = torch.cumsum(sorted_lengths, 0).double()
+    thresholds = budget * torch.arange(1, n_batches, dtype=torch.float64)
+    cuts = torch.searchsorted(ends, thresholds, right=True)
+    # A user longer than the budget (tiny datasets) would leave an empty batch between equal cuts.
+    unique: torch.Tensor = torch.unique_consecutive(cuts[(cuts > 0) & (cuts < n)])
+    return unique
+
+
+def length_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Row indices of one epoch's batches of users of similar length, in random order.
+
+    Users are sorted by length, in random order among equal lengths, and cut into batches holding about as
+    many target positions as a random batch of ``batch_size`` users (:func:`_length_cuts`): a batch of
+    short histories has many users, one of long histories few. The loss averages over positions, so each
+    position weighs what it weighs with random batches, and the learning-rate schedule sees as many steps;
+    but a batch is hardly wider than its sequences, where a random batch is as wide as its longest one.
+    """
+    n = lengths.shape[0]
+    jitter = torch.rand(n, generator=generator, dtype=torch.float64)
+    order = torch.argsort(lengths.double() + jitter)  # lengths are integers: the jitter only breaks ties
+    batches = list(order.tensor_split(_length_cuts(lengths[order], batch_size)))
+    shuffled = torch.randperm(len(batches), generator=generator)
+    return [batches[int(i)] for i in shuffled]
 
 
 def _shard(batch: torch.Tensor, ctx: DistContext) -> torch.Tensor:
