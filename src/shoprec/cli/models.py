@@ -71,6 +71,13 @@ def train(
     dropout: Annotated[float, typer.Option(help="Dropout rate.")] = _DEFAULTS.dropout,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = _DEFAULTS.lr,
     batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = _DEFAULTS.batch_size,
+    batching: Annotated[
+        str,
+        typer.Option(
+            help="length (users of similar length together, as many target positions per batch as "
+            "--batch-size random users) or random (--batch-size users drawn at random)."
+        ),
+    ] = _DEFAULTS.batching,
     max_epochs: Annotated[
         int, typer.Option(help="Epochs of the learning-rate plan (more if --min-steps needs them).")
     ] = _DEFAULTS.max_epochs,
@@ -143,6 +150,7 @@ def train(
             dropout=dropout,
             lr=lr,
             batch_size=batch_size,
+            batching=batching,
             max_epochs=max_epochs,
             min_steps=min_steps,
             patience=patience,
