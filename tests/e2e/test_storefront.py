@@ -1,6 +1,8 @@
 """The demo storefront at ``/`` of ``shoprec serve``, driven in a real browser (Debian's chromium through
 Playwright) against the real Scientific bundle: search, shelves, the product view, events and the user
-switcher, each checked against what the API itself answers.
+switcher, each checked against what the API itself answers. The server runs an A/B experiment, so every
+event the page posts from a list must carry that list's serving context for ``shoprec ab report`` to
+attribute it.
 
 The browser is the system's (``/usr/bin/chromium``, or ``$SHOPREC_CHROMIUM``): ``make test`` installs it.
 Without it the tests fail under CI (``CI`` set) and are skipped, saying why, elsewhere.
@@ -26,6 +28,8 @@ from tests.processes import free_port, serve_command, stop
 
 from shoprec.adapters.local.sqlite_state import SqliteUserStateStore
 from shoprec.artifacts import load_bundle
+from shoprec.evaluation.ab_report import log_records
+from shoprec.experiments import Assigner, parse_experiment
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -34,6 +38,9 @@ CHROMIUM = Path(os.environ.get("SHOPREC_CHROMIUM", "/usr/bin/chromium"))
 DATASET_USERS = ["0", "1", "2", "3", "4"]  # the page's default switcher entries
 STARTUP_TIMEOUT_S = 90.0
 WAIT_MS = 20_000  # for the page's API calls on a busy test machine
+# Two arms that change nothing (an A/A test): every list stays the process's own, as the other tests compare
+# the page's lists with the API's, while each list served to a user is logged as an exposure of their arm.
+EXPERIMENT = {"name": "storefront-ab", "variants": [{"name": "control"}, {"name": "treatment"}]}
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +50,7 @@ class Shop:
     url: str
     client: httpx.Client
     state_db: Path
+    events: Path
     titles: dict[str, str]
     brands: dict[str, str]
 
@@ -58,6 +66,18 @@ class Shop:
         response = self.client.get(f"/v1/recommendations/{user_id}", params={"k": 10})
         assert response.status_code == 200, response.text
         return [item["item_id"] for item in response.json()["items"]]
+
+    def logged(self) -> list[dict[str, Any]]:
+        """Every record of the server's event log (events and exposures), in the order it logged them."""
+        return [record for _, _, record in log_records(self.events)]
+
+    def ab_report(self) -> dict[str, Any]:
+        """What ``shoprec ab report --json`` says of the server's event log now."""
+        args = [*serve_command(), "ab", "report", "--events", str(self.events), "--json"]
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        report: dict[str, Any] = json.loads(done.stdout)
+        return report
 
 
 def _browser_missing() -> str | None:
@@ -100,6 +120,7 @@ def shop(
     bundle_dir = Path(chosen) if chosen else request.getfixturevalue("bundle_dir")
     work = tmp_path_factory.mktemp("storefront")
     state_db = work / "state.db"
+    events = work / "events"
     log = work / "serve.log"
     port = free_port()
     args = [
@@ -110,7 +131,12 @@ def shop(
     ]
     # A budget no ranking call on a busy test machine exceeds: no list falls back (degraded), so the page
     # and the test's own requests get the same lists.
-    env = {**os.environ, "SHOPREC_LATENCY_BUDGET_MS": "10000"}
+    env = {
+        **os.environ,
+        "SHOPREC_LATENCY_BUDGET_MS": "10000",
+        "SHOPREC_EXPERIMENT": json.dumps(EXPERIMENT),
+        "SHOPREC_EVENT_LOG": f"file://{events}",
+    }
     with log.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=work, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -124,6 +150,7 @@ def shop(
             url=url,
             client=client,
             state_db=state_db,
+            events=events,
             titles={i: str(row.get("title") or "") for i, row in catalog.items()},
             brands={i: str(row.get("brand") or "") for i, row in catalog.items()},
         )
@@ -221,6 +248,29 @@ def is_event(response: Any, event_type: str) -> bool:
     return bool(json.loads(response.request.post_data or "{}")["events"][0]["type"] == event_type)
 
 
+def posted_event(response: Any) -> dict[str, Any]:
+    """The one event the page posted in the request ``response`` answers."""
+    (event,) = json.loads(response.request.post_data)["events"]
+    assert isinstance(event, dict)
+    return event
+
+
+def arm_of(user_id: str) -> str:
+    """The variant of ``EXPERIMENT`` that serves ``user_id``."""
+    return Assigner(parse_experiment(json.dumps(EXPERIMENT))).variant_of(user_id)
+
+
+def serving_context(record: dict[str, Any]) -> dict[str, Any]:
+    """The serving context fields of an event or log record ("absent" for a field it lacks)."""
+    return {key: record.get(key, "absent") for key in ("request_id", "variant", "position")}
+
+
+def rates(report: dict[str, Any], variant: str) -> dict[str, int]:
+    """Exposures and the converted exposures of each rate of ``variant`` in an A/B report."""
+    (row,) = [v for v in report["variants"] if v["name"] == variant]
+    return {"exposures": row["exposures"], **{m: r["successes"] for m, r in row["rates"].items()}}
+
+
 # ------------------------------------------------------------------------------------------- the tests
 def test_the_shelves_show_real_catalogue_items_with_brand_channels_and_reason(page: Page, shop: Shop) -> None:
     recommended = shelf(page, "shelf-recommended")
@@ -259,6 +309,16 @@ def test_search_finds_items_despite_a_typo_and_a_brand_facet_narrows_them(page: 
     assert {shop.brands[i] for i in narrowed} == {brand}
     cards = page.get_by_test_id("search-results").get_by_test_id("card-brand").all_inner_texts()
     assert set(cards) == {brand}
+    # A result's own button sends the search's serving context: its user's arm, the card's place.
+    with page.expect_response(lambda r: is_event(r, "cart")) as cart:
+        page.get_by_test_id("search-results").get_by_test_id("add-to-cart").first.click()
+    assert cart.value.status == 200
+    assert posted_event(cart.value)["item_id"] == narrowed[0]
+    assert serving_context(posted_event(cart.value)) == {
+        "request_id": request_id(page, "search-results"),
+        "variant": arm_of("0"),
+        "position": 0,
+    }
 
 
 def test_clicking_a_card_posts_an_event_and_the_recommended_shelf_changes(page: Page, shop: Shop) -> None:
@@ -270,9 +330,16 @@ def test_clicking_a_card_posts_an_event_and_the_recommended_shelf_changes(page: 
     assert before == shelf(page, "shelf-popular")  # a new shopper is recommended the popular items
     clicked = before[0]
     shown = request_id(page, "shelf-recommended")
+    popular_request = request_id(page, "shelf-popular")
     with page.expect_response(lambda r: is_event(r, "click")) as posted:
         page.get_by_test_id("shelf-popular").get_by_test_id("product-card").first.click()
     assert posted.value.status == 200
+    # The popular shelf is the same for everyone, served under no experiment arm.
+    assert serving_context(posted_event(posted.value)) == {
+        "request_id": popular_request,
+        "variant": None,
+        "position": 0,
+    }
     assert posted.value.json()["applied"] == 1
     after = shelf_after(page, "shelf-recommended", shown)
     assert after != before
@@ -298,6 +365,62 @@ def test_clicking_a_card_posts_an_event_and_the_recommended_shelf_changes(page: 
     assert bought.value.status == 200
     assert shop.stored(user)[0] == clicked
     _save_screenshot(page)
+
+
+def test_events_from_a_list_carry_its_serving_context_and_the_ab_report_attributes_them(
+    page: Page, shop: Shop
+) -> None:
+    shown = shelf(page, "shelf-recommended")  # the first dataset user's
+    served = request_id(page, "shelf-recommended")
+    (exposure,) = [r for r in shop.logged() if r.get("record") == "exposure" and r["request_id"] == served]
+    arm = arm_of("0")
+    assert (exposure["user_id"], exposure["variant"], exposure["surface"]) == ("0", arm, "recommendations")
+    assert exposure["item_ids"] == shown
+    before = shop.ab_report()
+
+    position = 2  # not the first card: the position sent must be the card's own
+    context = {"request_id": served, "variant": arm, "position": position}
+    with page.expect_response(lambda r: is_event(r, "click")) as click:
+        page.get_by_test_id("shelf-recommended").get_by_test_id("product-card").nth(position).click()
+    assert click.value.status == 200
+    assert posted_event(click.value)["item_id"] == shown[position]
+    assert serving_context(posted_event(click.value)) == context
+    # The product view's own buttons carry the context of the card that opened it.
+    similar = shelf(page, "shelf-similar")
+    with page.expect_response(lambda r: is_event(r, "cart")) as cart:
+        page.get_by_test_id("product-add-to-cart").click()
+    assert cart.value.status == 200
+    assert serving_context(posted_event(cart.value)) == context
+    with page.expect_response(lambda r: is_event(r, "purchase")) as purchase:
+        page.get_by_test_id("product-buy").click()
+    assert purchase.value.status == 200
+    assert serving_context(posted_event(purchase.value)) == context
+    # A card of the similar items: that list's context; it has no user, so it is the default arm's.
+    similar_request = request_id(page, "shelf-similar")
+    with page.expect_response(lambda r: is_event(r, "cart")) as similar_cart:
+        page.get_by_test_id("shelf-similar").get_by_test_id("add-to-cart").nth(1).click()
+    assert similar_cart.value.status == 200
+    assert posted_event(similar_cart.value)["item_id"] == similar[1]
+    assert serving_context(posted_event(similar_cart.value)) == {
+        "request_id": similar_request,
+        "variant": "control",
+        "position": 1,
+    }
+
+    sent = {
+        posted_event(r.value)["event_id"]: posted_event(r.value)
+        for r in (click, cart, purchase, similar_cart)
+    }
+    logged = {r["event_id"]: r for r in shop.logged() if r.get("event_id") in sent}
+    assert {i: serving_context(r) for i, r in logged.items()} == {
+        i: serving_context(e) for i, e in sent.items()
+    }
+
+    after = shop.ab_report()
+    gained = {m: rates(after, arm)[m] - rates(before, arm)[m] for m in ("ctr", "cart_rate", "purchase_rate")}
+    assert gained == {"ctr": 1, "cart_rate": 1, "purchase_rate": 1}
+    # The similar items were served to no user: not an exposure, so that cart is the one unattributed event.
+    assert after["unattributed_events"] == before["unattributed_events"] + 1
 
 
 def test_the_user_switcher_shows_each_users_own_recommendations(page: Page, shop: Shop) -> None:

@@ -17,6 +17,7 @@ const state = {
   brand: null,
   category: null,
   item: null,
+  served: null, // serving context of the product view's item: the list it was opened from
   cart: 0,
   calls: new Map(), // operation -> {ms, status}
   degraded: new Map(), // operation -> degraded flag of its last answer
@@ -80,13 +81,19 @@ async function withDetails(items) {
   return items;
 }
 
+// The serving context of the item at `position` of a list answer: sent back with the events the list leads
+// to, so that the event log ties each event to the list that caused it and A/B reports attribute it.
+const servedAt = (list, position) => ({ request_id: list.request_id, variant: list.variant ?? null, position });
+
 let eventCounter = 0;
-async function sendEvent(type, itemId) {
+async function sendEvent(type, itemId, served) {
   eventCounter += 1;
   const eventId = `web-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}-${eventCounter}`;
+  const event = { event_id: eventId, user_id: state.user, item_id: itemId, type };
+  if (served) Object.assign(event, served);
   const body = await call("events", "/v1/events", {
     method: "POST",
-    body: JSON.stringify({ events: [{ event_id: eventId, user_id: state.user, item_id: itemId, type }] }),
+    body: JSON.stringify({ events: [event] }),
   });
   notify(`${type} on item ${itemId} sent for ${describeUser(state.user)}; shelves updated`);
   return body;
@@ -112,7 +119,7 @@ const priceText = (price) =>
     ? null
     : price.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
-function card(item) {
+function card(item, served) {
   const details = state.details.get(item.item_id);
   const title = item.title || (details && details.title) || `Item ${item.item_id}`;
   const image = el("div", { class: "thumb", "aria-hidden": "true" });
@@ -125,8 +132,11 @@ function card(item) {
       "data-testid": "product-card",
       "data-item-id": item.item_id,
       tabindex: "0",
-      onclick: () => openItem(item.item_id, "click"),
-      onkeydown: (e) => { if (e.key === "Enter" && e.target === e.currentTarget) openItem(item.item_id, "click"); },
+      "data-position": String(served.position),
+      onclick: () => openItem(item.item_id, "click", served),
+      onkeydown: (e) => {
+        if (e.key === "Enter" && e.target === e.currentTarget) openItem(item.item_id, "click", served);
+      },
     },
     image,
     el("h3", { text: title, title }),
@@ -140,13 +150,15 @@ function card(item) {
       class: "add",
       "data-testid": "add-to-cart",
       text: "Add to cart",
-      onclick: (e) => { e.stopPropagation(); addToCart(item.item_id); },
+      onclick: (e) => { e.stopPropagation(); addToCart(item.item_id, served); },
     }),
   );
 }
 
-function fill(container, items, emptyText) {
-  container.replaceChildren(...(items.length ? items.map(card) : [el("p", { class: "empty", text: emptyText })]));
+// Cards for the items of a list answer, each knowing where that answer showed it.
+function fill(container, list, emptyText) {
+  const cards = list.items.map((item, position) => card(item, servedAt(list, position)));
+  container.replaceChildren(...(cards.length ? cards : [el("p", { class: "empty", text: emptyText })]));
 }
 
 // A load of the element `id`: returns a function telling whether this load is still the newest one.
@@ -164,7 +176,7 @@ async function loadShelf(id, operation, path, emptyText) {
     const body = await call(operation, path);
     await withDetails(body.items);
     if (!current()) return;
-    fill(shelf.querySelector(".row"), body.items, emptyText);
+    fill(shelf.querySelector(".row"), body, emptyText);
     shelf.dataset.requestId = body.request_id;
     shelf.dataset.userId = state.user;
   } catch (error) {
@@ -202,7 +214,7 @@ async function search() {
     const filters = [state.brand, state.category].filter(Boolean);
     $("results-title").textContent =
       `Results for “${state.query}”` + (filters.length ? ` in ${filters.join(", ")}` : "");
-    fill($("results-grid"), body.items, "No matches: try other words.");
+    fill($("results-grid"), body, "No matches: try other words.");
     renderFacets(body.facets);
     section.dataset.requestId = body.request_id;
   } catch (error) {
@@ -232,9 +244,12 @@ function renderFacets(facets) {
   );
 }
 
-async function openItem(itemId, eventType) {
+// The product view of `itemId`; `served` is the serving context of the card it was opened from, which the
+// view's own cart and purchase events carry too.
+async function openItem(itemId, eventType, served = null) {
   const current = begin("product");
   state.item = itemId;
+  state.served = served;
   const section = $("product");
   section.hidden = false;
   section.setAttribute("aria-busy", "true");
@@ -242,7 +257,7 @@ async function openItem(itemId, eventType) {
   section.scrollIntoView({ block: "start" });
   try {
     if (eventType) {
-      await sendEvent(eventType, itemId);
+      await sendEvent(eventType, itemId, served);
       refreshShelves();
     }
     const [item] = await Promise.all([
@@ -268,9 +283,9 @@ async function openItem(itemId, eventType) {
   }
 }
 
-async function addToCart(itemId) {
+async function addToCart(itemId, served) {
   try {
-    await sendEvent("cart", itemId);
+    await sendEvent("cart", itemId, served);
     state.cart += 1;
     $("cart").textContent = `Cart ${state.cart}`;
     await refreshShelves();
@@ -279,9 +294,9 @@ async function addToCart(itemId) {
   }
 }
 
-async function buy(itemId) {
+async function buy(itemId, served) {
   try {
-    await sendEvent("purchase", itemId);
+    await sendEvent("purchase", itemId, served);
     notify(`Thank you, ${describeUser(state.user)}: item ${itemId} is on its way. Shelves updated.`);
     await refreshShelves();
   } catch (error) {
@@ -341,6 +356,7 @@ function renderSwitcher() {
 
 function switchUser(user) {
   state.user = user;
+  state.served = null; // a list served to the previous shopper is not this one's
   state.cart = 0;
   $("cart").textContent = "Cart 0";
   try { localStorage.setItem("shoprec.user", user); } catch { /* private mode: not remembered */ }
@@ -367,8 +383,8 @@ function start() {
     state.category = null;
     search();
   });
-  $("product-cart").addEventListener("click", () => state.item && addToCart(state.item));
-  $("product-buy").addEventListener("click", () => state.item && buy(state.item));
+  $("product-cart").addEventListener("click", () => state.item && addToCart(state.item, state.served));
+  $("product-buy").addEventListener("click", () => state.item && buy(state.item, state.served));
 
   renderSwitcher();
   refreshShelves();
