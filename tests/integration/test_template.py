@@ -23,6 +23,7 @@ from tests.integration.template_file import layer_sizes, load_template, props
 from tests.pythons import find_python, pyc_flags
 
 from shoprec.deploy import rollout
+from shoprec.experiments import parse_experiment
 from shoprec.settings import Settings
 
 pytestmark = pytest.mark.infra
@@ -224,6 +225,33 @@ def test_function_environment_is_valid_shoprec_settings(
         env.get("SHOPREC_LATENCY_BUDGET_MS", settings.latency_budget_ms)
     )
     assert settings.cache_iam_user == env["SHOPREC_CACHE_IAM_USER"]
+
+
+def test_the_experiment_parameter_is_the_api_functions_experiment_json(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """docs/experiments.md: the stack's Experiment parameter is SHOPREC_EXPERIMENT of the API function
+    alone (it serves the lists; the ingest function builds no pipeline), the JSON itself, empty by default."""
+    param = template["Parameters"]["Experiment"]
+    assert param["Default"] == ""
+    doc = (ROOT / "docs" / "experiments.md").read_text(encoding="utf-8")
+    example = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    compact = json.dumps(json.loads(example), separators=(",", ":"))
+    assert parse_experiment(compact).name == "fusion-2026-12"
+    assert len(compact) <= param["MaxLength"]
+    for accepted in ("", compact, example):
+        assert re.fullmatch(param["AllowedPattern"], accepted)
+    assert not re.fullmatch(param["AllowedPattern"], "/var/task/experiment.json")  # no file to point at
+    readers = {
+        logical_id
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and "SHOPREC_EXPERIMENT" in str(resource["Properties"].get("Environment"))
+    }
+    assert readers == {"ApiFunction"}
+    assert "SHOPREC_EXPERIMENT" not in template["Globals"]["Function"]["Environment"]["Variables"]
+    variables = props(resources, "ApiFunction")["Environment"]["Variables"]
+    assert variables["SHOPREC_EXPERIMENT"] == {"Ref": "Experiment"}
 
 
 def test_the_invoke_permission_names_the_endpoint_the_functions_are_given(
