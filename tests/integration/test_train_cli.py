@@ -32,6 +32,8 @@ def test_train_writes_a_verified_bundle_with_reports(trained: tuple[Path, str]) 
     names = {f.name for f in bundle.manifest.files}
     expected = {ITEM_IDS, RANKER_ONNX, "ranker.int8.onnx", CATALOG, "report.md", "training_curves.png"}
     assert expected <= names
+    assert bundle.pipeline.search is not None  # the prebuilt BM25 index, loaded at serving
+    assert set(bundle.pipeline.search.files()) <= names
     assert bundle.n_items == 4344
     assert bundle.catalog is not None
     assert bundle.catalog["0"]["title"]
