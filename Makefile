@@ -9,7 +9,7 @@ ARTIFACTS ?= artifacts/scientific
 PORT ?= 8000
 export SHOPREC_DATA_ROOT ?= $(DATA_ROOT)
 
-.PHONY: venv browser run test lint unit integration e2e bench bench-api bench-epochs bench-subsamples bench-scale eval-beauty eval-scientific validate-template clean
+.PHONY: venv browser run test lint unit integration e2e bench bench-api bench-load bench-epochs bench-subsamples bench-scale eval-beauty eval-scientific validate-template clean
 
 # The venv is rebuilt only when pyproject.toml changes; torch comes from the pinned CPU wheel.
 $(STAMP): pyproject.toml
@@ -91,6 +91,12 @@ bench-scale: $(STAMP)
 # Serving latency through the ASGI app (in-process ONNX ranking) and the Lambda handler's cold start.
 bench-api: $(STAMP) $(ARTIFACTS)/manifest.json
 	$(PY) bench/bench_api.py --artifacts $(ARTIFACTS)
+
+# Load test (docs/benchmarks.md): one locust scenario against `shoprec serve --workers 2` and the naive
+# PyTorch baseline (bench/load/naive_service.py), loopback only; steps the user count, 25 s a step.
+LOAD_USERS ?= 1 2 4 8 16
+bench-load: $(STAMP) $(ARTIFACTS)/manifest.json
+	$(PY) bench/load/run_load.py --artifacts $(ARTIFACTS) --users $(LOAD_USERS)
 
 bench: bench-api eval-beauty eval-scientific bench-epochs bench-subsamples
 
