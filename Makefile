@@ -94,7 +94,7 @@ bench-api: $(STAMP) $(ARTIFACTS)/manifest.json
 
 # Load test (docs/benchmarks.md): one locust scenario against `shoprec serve --workers 2` and the naive
 # PyTorch baseline (bench/load/naive_service.py), loopback only; steps the user count, 25 s a step.
-LOAD_USERS ?= 1 2 4 8 16
+LOAD_USERS ?= 1 2 4 8 16 32
 bench-load: $(STAMP) $(ARTIFACTS)/manifest.json
 	$(PY) bench/load/run_load.py --artifacts $(ARTIFACTS) --users $(LOAD_USERS)
 

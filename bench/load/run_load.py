@@ -14,7 +14,7 @@ shared with other work the figures move with it, so every figure is reported bes
 
 Usage::
 
-    .venv/bin/python bench/load/run_load.py [--users 2 4 8 16] [--step-seconds 25] [--workers 2]
+    .venv/bin/python bench/load/run_load.py [--users 1 2 4 8 16 32] [--step-seconds 25] [--workers 2]
 
 Writes ``bench-results/load/load.json`` and prints a markdown table. Reports; asserts nothing on timing.
 """
@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts" / "scientific")
     parser.add_argument("--dataset", default="amazon-scientific")
     parser.add_argument(
-        "--users", type=int, nargs="+", default=[2, 4, 8, 16], help="User count of each step."
+        "--users", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="User count of each step."
     )
     parser.add_argument("--step-seconds", type=int, default=25)
     parser.add_argument(
