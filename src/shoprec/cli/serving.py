@@ -37,7 +37,10 @@ def serve(
     workers: Annotated[
         int,
         typer.Option(
-            min=1, help="Worker processes sharing the port, each with its own copy of the bundle in memory."
+            min=1,
+            help="Worker processes sharing the port, each with its own copy of the bundle in memory. With a "
+            "memory:// cache each worker caches alone, and a list one worker cached can be served for up to "
+            "cache_ttl_s after an event sent to another: use redis:// for fresh lists.",
         ),
     ] = 1,
 ) -> None:
