@@ -210,6 +210,7 @@ def test_function_environment_is_valid_shoprec_settings(
     assert env["SHOPREC_STATE"].startswith("dynamodb://")
     assert env["SHOPREC_CACHE"].startswith("rediss://")
     assert env["SHOPREC_ARTIFACTS"].startswith("s3://")
+    assert env["OPENBLAS_NUM_THREADS"] == "1"  # numpy's pool would spin beside every request
     if function == "ApiFunction":
         assert env["SHOPREC_RANKER"] == ("sagemaker://shoprec-dev-ranker" if with_endpoint else "onnx")
     else:  # the ingest graph builds no ranker (shoprec.container.build_ingest_container)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -45,6 +46,9 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the REST API with uvicorn; prints ready-to-paste curl commands first."""
+    # Before numpy is first imported (here and in spawned workers): OpenBLAS's pool spins after every
+    # product, and a request's small products gain nothing from it (the stack sets the same on Lambda).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import uvicorn
 
     from shoprec.api.app import create_app
