@@ -89,8 +89,9 @@ bench-scale: $(STAMP)
 	$(PY) bench/scale/plot_scale.py $(foreach n,$(SCALE_ITEMS),bench-results/scale/$(n).json) --out bench-results/scale/scale.png
 
 # Serving latency through the ASGI app (in-process ONNX ranking) and the Lambda handler's cold start.
+# One BLAS thread, as `shoprec serve` and the stack's functions run numpy.
 bench-api: $(STAMP) $(ARTIFACTS)/manifest.json
-	$(PY) bench/bench_api.py --artifacts $(ARTIFACTS)
+	OPENBLAS_NUM_THREADS=1 $(PY) bench/bench_api.py --artifacts $(ARTIFACTS)
 
 # Load test (docs/benchmarks.md): one locust scenario against `shoprec serve --workers 2` and the naive
 # PyTorch baseline (bench/load/naive_service.py), loopback only; steps the user count, 25 s a step.

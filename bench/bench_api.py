@@ -51,6 +51,7 @@ from shoprec.data import load_dataset
 from shoprec.domain import Event, EventType
 from shoprec.pipeline import RecommendationPipeline
 from shoprec.ranking.fusion import RankerFusion
+from shoprec.services.experiments import ExperimentServices
 from shoprec.services.recommendation import RecommendationService
 from shoprec.services.results import ListResult
 from shoprec.settings import Settings
@@ -329,7 +330,9 @@ class Run:
 
 def run_requests(container: Container, users: list[str], n: int, *, warmup_all: bool = False) -> Run:
     recorder = TimingRecorder(container.recommendations)
-    app = create_app(replace(container, recommendations=recorder))  # type: ignore[arg-type]
+    # Routes reach the service through the experiment's services (one, under "", without an experiment).
+    services = ExperimentServices(None, {"": recorder})  # type: ignore[dict-item]
+    app = create_app(replace(container, recommendations=recorder, experiments=services))  # type: ignore[arg-type]
     return asyncio.run(_drive(app, recorder, users, n, warmup=len(users) if warmup_all else 100))
 
 
