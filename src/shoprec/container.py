@@ -167,6 +167,7 @@ def build_container(
         settings.ranker,
         base.bundle,
         threads=settings.ranker_threads,
+        variant=settings.ranker_variant,
         timeout_s=settings.latency_budget_ms / 1000,
         breaker=_breaker("ranker", settings),
     )
@@ -271,6 +272,7 @@ def _variant_service(
             variant.ranker or settings.ranker,
             bundle,
             threads=settings.ranker_threads,
+            variant=settings.ranker_variant,
             timeout_s=settings.latency_budget_ms / 1000,
             breaker=_breaker(f"ranker-{variant.name}", settings),
         )
@@ -580,15 +582,17 @@ def ranker_for(
     bundle: Bundle,
     *,
     threads: int = 1,
+    variant: str | None = None,
     timeout_s: float = 0.15,
     breaker: CircuitBreaker | None = None,
 ) -> Ranker:
-    """The ranker of ``dsn``. A remote one reads with ``timeout_s`` (the latency budget; each call's
-    deadline is its own ``timeout_s``) and, when given, gets ``breaker`` in front."""
+    """The ranker of ``dsn``. The in-process one loads the bundle's ranker ``variant`` (``None``: its
+    default); a remote one reads with ``timeout_s`` (the latency budget; each call's deadline is its own
+    ``timeout_s``) and, when given, gets ``breaker`` in front."""
     if dsn == "onnx":
         from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
 
-        return LocalOnnxRanker.from_bundle(bundle, threads=threads)
+        return LocalOnnxRanker.from_bundle(bundle, threads=threads, variant=variant)
     remote: Ranker
     if dsn.startswith("sagemaker://"):
         from shoprec.adapters.aws.sagemaker_ranker import SageMakerRanker

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     )
     ranker: str = Field(default="onnx", description=f"Ranking backend: {RANKER_FORMS}.")
     ranker_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime threads of the ranker.")
+    ranker_variant: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Which of the bundle's ranker files the in-process ranker loads (fp32, int8, or a "
+        "variant the manifest lists, docs/compression.md); unset: the bundle's default_variant. The "
+        "ranking endpoint reads the same variable.",
+    )
     search_semantic: bool = Field(
         default=True,
         description="Fuse the semantic channel (query embedding vs the items' text embeddings) into search "

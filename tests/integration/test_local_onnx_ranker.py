@@ -82,5 +82,7 @@ def test_a_bundle_without_a_ranker_is_refused(bundle: Bundle) -> None:
     broken = dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, pipeline=recall_only))
     with pytest.raises(ArtifactError, match="has no ranker"):
         LocalOnnxRanker.from_bundle(broken)
-    with pytest.raises(ArtifactError, match="no int8 ranker"):
-        LocalOnnxRanker.from_bundle(bundle, int8=True)
+    with pytest.raises(
+        ArtifactError, match="SHOPREC_RANKER_VARIANT: no ranker variant 'int8'; this bundle has fp32"
+    ):
+        LocalOnnxRanker.from_bundle(bundle, variant="int8")

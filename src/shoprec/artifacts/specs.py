@@ -101,15 +101,68 @@ class EmbeddingSpec(_Spec):
     ann: AnnIndexSpec | None = None
 
 
+RankerVariantKind = Literal[
+    "fp32", "fp16", "int8-dynamic", "int8-static", "pruned-unstructured", "pruned-structured", "distilled"
+]
+
+FP32_VARIANT: Final = "fp32"
+INT8_VARIANT: Final = "int8"
+VariantName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+
+
+class RankerVariantSpec(_Spec):
+    """One more ONNX file of the same ranker (same inputs and output), made smaller or faster: ``kind``
+    says how (``docs/compression.md``)."""
+
+    file: str
+    kind: RankerVariantKind
+
+
 class RankerSpec(_Spec):
     """The sequence model that scores candidates: an ONNX graph with inputs ``item_seq`` int64
     ``[batch, max_len]`` (item index + 1, left-padded with 0) and ``candidates`` int64 ``[batch, C]``
-    (item index + 1), output ``scores`` float32 ``[batch, C]``."""
+    (item index + 1), output ``scores`` float32 ``[batch, C]``.
+
+    Its variants (:meth:`variant_files`) are ``fp32`` (``file``), ``int8`` (``int8_file``, when there is
+    one) and those in ``variants``; serving loads ``default_variant`` unless ``SHOPREC_RANKER_VARIANT``
+    names another.
+    """
 
     kind: Literal["sasrec"] = "sasrec"
     file: str = RANKER_ONNX
     int8_file: str | None = RANKER_INT8_ONNX
     max_len: PositiveInt = 50
+    variants: dict[VariantName, RankerVariantSpec] = Field(default_factory=dict)
+    default_variant: VariantName = FP32_VARIANT
+
+    @model_validator(mode="after")
+    def _known_default(self) -> RankerSpec:
+        for name in (FP32_VARIANT, INT8_VARIANT):
+            if name in self.variants:
+                raise ValueError(f"variant {name!r} is implied by 'file'/'int8_file' and cannot be listed")
+        if self.default_variant not in self.variant_files():
+            raise ValueError(
+                f"default_variant {self.default_variant!r} is not one of the variants "
+                f"({', '.join(self.variant_files())})"
+            )
+        return self
+
+    def variant_files(self) -> dict[str, str]:
+        """Every variant's file name, by variant name (``fp32`` first)."""
+        files = {FP32_VARIANT: self.file}
+        if self.int8_file is not None:
+            files[INT8_VARIANT] = self.int8_file
+        files.update({name: v.file for name, v in self.variants.items()})
+        return files
+
+    def variant_file(self, name: str | None) -> str:
+        """The file of variant ``name`` (``None``: ``default_variant``); ``ValueError`` naming the variants
+        there are when the ranker has no such variant."""
+        chosen = self.default_variant if name is None else name
+        files = self.variant_files()
+        if chosen not in files:
+            raise ValueError(f"no ranker variant {chosen!r}; this bundle has {', '.join(files)}")
+        return files[chosen]
 
 
 class RecallSpec(_Spec):

@@ -27,6 +27,13 @@ def endpoint_serve(
         float | None, typer.Option(help="How long a request waits for others to batch with.")
     ] = None,
     batch_queue_size: Annotated[int | None, typer.Option(help="Waiting requests before 503.")] = None,
+    ranker_variant: Annotated[
+        str | None,
+        typer.Option(
+            help="The bundle's ranker variant to serve (default: $SHOPREC_RANKER_VARIANT or the "
+            "bundle's default_variant)."
+        ),
+    ] = None,
 ) -> None:
     """Serve a bundle exactly as the SageMaker container does (same app, same settings)."""
     from shoprec.endpoint.server import run_endpoint
@@ -42,5 +49,6 @@ def endpoint_serve(
             batch_max_instances=batch_max_instances,
             batch_max_wait_ms=batch_max_wait_ms,
             batch_queue_size=batch_queue_size,
+            ranker_variant=ranker_variant,
         )
         run_endpoint(settings)

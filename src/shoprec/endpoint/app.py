@@ -84,6 +84,7 @@ def create_endpoint_app(
     providers: Sequence[str] = (CPU,),
     batching: BatchingConfig | None = None,
     expected_version: str | None = None,
+    ranker_variant: str | None = None,
 ) -> FastAPI:
     """Load (and verify) the bundle in ``model_dir`` and return the app serving its ranker.
 
@@ -91,6 +92,7 @@ def create_endpoint_app(
     ``providers`` are onnxruntime execution providers (see :func:`shoprec.endpoint.settings.
     execution_providers`); ``expected_version``, when given, must be the bundle's ``model_version``
     (``ArtifactError`` otherwise), so a SageMaker model never serves a tarball other than the one it names.
+    ``ranker_variant`` picks the bundle's ranker file (``None``: its ``default_variant``).
     The batcher is ``app.state.batcher``.
     """
     bundle = load_bundle(model_dir)
@@ -98,7 +100,9 @@ def create_endpoint_app(
         raise ArtifactError(
             f"{model_dir}: bundle version {bundle.model_version} is not the expected {expected_version}"
         )
-    ranker = LocalOnnxRanker.from_bundle(bundle, threads=threads, providers=providers)
+    ranker = LocalOnnxRanker.from_bundle(
+        bundle, threads=threads, providers=providers, variant=ranker_variant
+    )
     batcher = MicroBatcher(ranker.score_many, batching)
     app = FastAPI(title="shoprec ranking endpoint", version=ranker.model_version)
     app.state.batcher = batcher

@@ -34,6 +34,7 @@ def run_endpoint(settings: EndpointSettings) -> None:
         settings.model_dir,
         threads=settings.threads,
         providers=providers,
+        ranker_variant=settings.ranker_variant,
         batching=settings.batching(),
         expected_version=settings.model_version,
     )

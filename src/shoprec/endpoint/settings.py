@@ -26,7 +26,9 @@ Device = Literal["auto", "cpu", "cuda"]
 class EndpointSettings(BaseSettings):
     """Where the model is, where to listen, which device and how to batch."""
 
-    model_config = SettingsConfigDict(env_prefix="SHOPREC_ENDPOINT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="SHOPREC_ENDPOINT_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     model_dir: Path = Field(default=Path("/opt/ml/model"), description="The unpacked bundle.")
     host: str = Field(default="0.0.0.0", description="Interface to bind (SageMaker: all).")
@@ -36,6 +38,14 @@ class EndpointSettings(BaseSettings):
     )
     threads: int = Field(
         default=0, ge=0, le=256, description="onnxruntime intra-op threads on CPU (0: one per core)."
+    )
+    ranker_variant: str | None = Field(
+        default=None,
+        min_length=1,
+        # The API's in-process ranker reads the same variable: one setting picks the file wherever it runs.
+        validation_alias="SHOPREC_RANKER_VARIANT",
+        description="Which of the bundle's ranker files to serve (fp32, int8, or a variant the manifest "
+        "lists); unset: the bundle's default_variant.",
     )
     model_version: str | None = Field(
         default=None,

@@ -17,6 +17,9 @@ from shoprec.ranking.onnx_ranker import CPU_PROVIDERS, OnnxRanker
 
 log = logging.getLogger(__name__)
 
+RANKER_VARIANT_SETTING = "SHOPREC_RANKER_VARIANT"
+"""The environment variable that picks the ranker variant, in the API's process and the endpoint alike."""
+
 
 class LocalOnnxRanker:
     """Scores candidates with :class:`shoprec.ranking.onnx_ranker.OnnxRanker`, translating item ids.
@@ -55,15 +58,18 @@ class LocalOnnxRanker:
         *,
         threads: int = 1,
         providers: Sequence[str] = CPU_PROVIDERS,
-        int8: bool = False,
+        variant: str | None = None,
     ) -> LocalOnnxRanker:
-        """The bundle's ranker (``pipeline.ranker``); ``int8`` loads its int8 variant instead."""
+        """The bundle's ranker (``pipeline.ranker``) in its ``variant`` (``None``: the bundle's default one,
+        ``default_variant``); :class:`ArtifactError` naming ``SHOPREC_RANKER_VARIANT`` and the bundle's
+        variants when it has no such variant."""
         spec = bundle.pipeline.ranker
         if spec is None:
             raise ArtifactError(f"{bundle.path}: the bundle's pipeline has no ranker")
-        if int8 and spec.int8_file is None:
-            raise ArtifactError(f"{bundle.path}: the bundle has no int8 ranker")
-        name = spec.int8_file if int8 and spec.int8_file else spec.file
+        try:
+            name = spec.variant_file(variant)
+        except ValueError as exc:
+            raise ArtifactError(f"{bundle.path}: {RANKER_VARIANT_SETTING}: {exc}") from None
         return cls(
             bundle.file(name),
             bundle.item_ids,
