@@ -9,7 +9,7 @@ ARTIFACTS ?= artifacts/scientific
 PORT ?= 8000
 export SHOPREC_DATA_ROOT ?= $(DATA_ROOT)
 
-.PHONY: venv browser run test lint unit integration e2e bench bench-api bench-load bench-epochs bench-subsamples bench-scale eval-beauty eval-scientific validate-template clean
+.PHONY: venv browser run test lint unit integration e2e bench bench-api bench-load bench-epochs bench-subsamples bench-scale bench-compression eval-beauty eval-scientific validate-template clean
 
 # The venv is rebuilt only when pyproject.toml changes; torch comes from the pinned CPU wheel.
 $(STAMP): pyproject.toml
@@ -98,6 +98,14 @@ bench-api: $(STAMP) $(ARTIFACTS)/manifest.json
 LOAD_USERS ?= 1 2 4 8 16 32
 bench-load: $(STAMP) $(ARTIFACTS)/manifest.json
 	$(PY) bench/load/run_load.py --artifacts $(ARTIFACTS) --users $(LOAD_USERS)
+
+# Compression study of the Beauty ranker (docs/compression.md): fp16, int8 dynamic and static, pruning,
+# distillation; size, 1-thread latency and NDCG@10 of each. Needs the bundle of `make eval-beauty`.
+COMPRESSION_DEFAULT ?= int8
+bench-compression: $(STAMP) bench-results/beauty/manifest.json
+	OPENBLAS_NUM_THREADS=1 $(PY) bench/compression.py --artifacts bench-results/beauty \
+		--dataset amazon-beauty/sequences.txt --out bench-results/compression \
+		--bundle-out bench-results/compression/bundle --default $(COMPRESSION_DEFAULT)
 
 bench: bench-api eval-beauty eval-scientific bench-epochs bench-subsamples
 

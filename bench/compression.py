@@ -41,6 +41,7 @@ import argparse
 import dataclasses
 import gzip
 import json
+import os
 import platform
 import sys
 import time
@@ -99,7 +100,7 @@ def main() -> None:
     out = Path(args.out)
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()
     bundle = load_bundle(args.artifacts)
     spec = bundle.pipeline.ranker
     if spec is None:
@@ -145,7 +146,13 @@ def main() -> None:
         "eval_users": int(sample.size),
         "seed": args.seed,
         "threads": args.threads,
-        "machine": {"cpu": platform.processor() or platform.machine(), "shared": args.shared_machine},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "shared": args.shared_machine,
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+        },
         "args": vars(args),
         "total_wall_s": time.perf_counter() - started,
         "variants": [
@@ -193,7 +200,7 @@ def _parse_args() -> argparse.Namespace:
     p.add_argument("--max-batches", type=int, default=None, help="Cut every training epoch (smoke runs).")
     p.add_argument("--latency-runs", type=int, default=300, help="Runs of the 1-user shape (64 users: /5).")
     p.add_argument("--bundle-out", default=None, help="Write the bundle with every variant here.")
-    p.add_argument("--default", default="fp32", help="The variant that --bundle-out serves by default.")
+    p.add_argument("--default", default="int8", help="The variant that --bundle-out serves by default.")
     p.add_argument("--shared-machine", action="store_true", help="Record that others used the CPUs.")
     return p.parse_args()
 
