@@ -100,9 +100,7 @@ def create_endpoint_app(
         raise ArtifactError(
             f"{model_dir}: bundle version {bundle.model_version} is not the expected {expected_version}"
         )
-    ranker = LocalOnnxRanker.from_bundle(
-        bundle, threads=threads, providers=providers, variant=ranker_variant
-    )
+    ranker = LocalOnnxRanker.from_bundle(bundle, threads=threads, providers=providers, variant=ranker_variant)
     batcher = MicroBatcher(ranker.score_many, batching)
     app = FastAPI(title="shoprec ranking endpoint", version=ranker.model_version)
     app.state.batcher = batcher
