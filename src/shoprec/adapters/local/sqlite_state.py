@@ -188,6 +188,18 @@ class SqliteUserStateStore:
         return write_transaction(self._conn, self.describe())
 
 
+def thread_connection(local: threading.local, path: str | Path, busy_timeout_ms: float) -> sqlite3.Connection:
+    """This thread's connection to ``path``, opened on first use and kept in ``local``: autocommit (no
+    implicit transactions, :func:`write_transaction` begins them) and waiting ``busy_timeout_ms`` for a lock.
+    The rules, items and interaction-stats stores share it; the state store opens its own (more pragmas)."""
+    conn: sqlite3.Connection | None = getattr(local, "conn", None)
+    if conn is None:
+        conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        local.conn = conn
+    return conn
+
+
 @contextmanager
 def write_transaction(connect: Callable[[], sqlite3.Connection], where: str) -> Iterator[sqlite3.Connection]:
     """One ``BEGIN IMMEDIATE`` … ``COMMIT`` on ``connect()``'s connection: rolled back when the body

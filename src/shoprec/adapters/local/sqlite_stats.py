@@ -17,7 +17,7 @@ from shoprec.adapters.interaction_stats import (
     needs_pruning,
     top,
 )
-from shoprec.adapters.local.sqlite_state import write_transaction
+from shoprec.adapters.local.sqlite_state import thread_connection, write_transaction
 from shoprec.errors import BackendUnavailableError
 
 _SCHEMA = """
@@ -130,12 +130,7 @@ class SqliteInteractionStats:
             raise BackendUnavailableError(f"{self.describe()}: read failed: {exc}") from exc
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            self._local.conn = conn
-        return conn
+        return thread_connection(self._local, self.path, self._busy_timeout_ms)
 
     def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return write_transaction(self._conn, self.describe())
