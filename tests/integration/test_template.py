@@ -83,6 +83,9 @@ PLACEHOLDERS = {
 }
 
 
+NO_VALUE = object()  # what ``Ref: AWS::NoValue`` resolves to: the property is left out
+
+
 def resolve(value: Any, template: dict[str, Any], conditions: dict[str, bool]) -> Any:
     """Value with Ref/Sub/If resolved: parameters to their defaults, resources to PLACEHOLDERS."""
     params = template["Parameters"]
@@ -96,6 +99,8 @@ def resolve(value: Any, template: dict[str, Any], conditions: dict[str, bool]) -
 
     if isinstance(value, dict) and len(value) == 1:
         ((fn, arg),) = value.items()
+        if fn == "Ref" and arg == "AWS::NoValue":
+            return NO_VALUE
         if fn == "Ref":
             return name(arg)
         if fn == "Fn::Sub" and isinstance(arg, str):
@@ -112,7 +117,8 @@ def function_env(template: dict[str, Any], logical_id: str, conditions: dict[str
     env = dict(template["Globals"]["Function"]["Environment"]["Variables"])
     own = template["Resources"][logical_id]["Properties"].get("Environment", {}).get("Variables", {})
     env.update(own)
-    return {k: str(resolve(v, template, conditions)) for k, v in env.items()}
+    resolved = {k: resolve(v, template, conditions) for k, v in env.items()}
+    return {k: str(v) for k, v in resolved.items() if v is not NO_VALUE}
 
 
 # ---------------------------------------------------------------- functions and layers
@@ -205,8 +211,9 @@ def test_failed_messages_move_to_a_dead_letter_queue_that_is_alarmed(resources: 
 def test_function_environment_is_valid_shoprec_settings(
     template: dict[str, Any], function: str, with_endpoint: bool
 ) -> None:
-    conditions = {"CreateEndpoint": with_endpoint, "IsProd": False}
+    conditions = {"CreateEndpoint": with_endpoint, "IsProd": False, "HasRankerVariant": False}
     env = function_env(template, function, conditions)
+    assert "SHOPREC_RANKER_VARIANT" not in env  # unset by default: the bundle's default_variant
     assert env["SHOPREC_STATE"].startswith("dynamodb://")
     assert env["SHOPREC_CACHE"].startswith("rediss://")
     assert env["SHOPREC_ARTIFACTS"].startswith("s3://")
@@ -253,6 +260,35 @@ def test_the_experiment_parameter_is_the_api_functions_experiment_json(
     assert "SHOPREC_EXPERIMENT" not in template["Globals"]["Function"]["Environment"]["Variables"]
     variables = props(resources, "ApiFunction")["Environment"]["Variables"]
     assert variables["SHOPREC_EXPERIMENT"] == {"Ref": "Experiment"}
+
+
+def test_the_ranker_variant_parameter_reaches_every_ranker_and_is_unset_by_default(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """docs/compression.md: one stack parameter picks the ranker file wherever it is served (the API
+    function's in-process ranker and both endpoint models); empty leaves SHOPREC_RANKER_VARIANT unset, so the
+    bundle's default_variant is served (an empty variable would fail the settings' validation)."""
+    param = template["Parameters"]["RankerVariant"]
+    assert param["Default"] == ""
+    for accepted in ("", "fp32", "int8", "int8-static", "kd.small_2"):
+        assert re.fullmatch(param["AllowedPattern"], accepted)
+    for refused in ("INT8", "-int8", "int8/../../x", "x" * 65):
+        assert not re.fullmatch(param["AllowedPattern"], refused)
+    assert template["Conditions"]["HasRankerVariant"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "RankerVariant"}, ""]}]
+    }
+    expected = {"Fn::If": ["HasRankerVariant", {"Ref": "RankerVariant"}, {"Ref": "AWS::NoValue"}]}
+    readers = {
+        logical_id
+        for logical_id, resource in resources.items()
+        if "SHOPREC_RANKER_VARIANT" in str(resource.get("Properties", {}))
+    }
+    assert readers == {"ApiFunction", "RankerModel", "ChallengerModel"}
+    assert props(resources, "ApiFunction")["Environment"]["Variables"]["SHOPREC_RANKER_VARIANT"] == expected
+    for model in ("RankerModel", "ChallengerModel"):
+        assert (
+            props(resources, model)["PrimaryContainer"]["Environment"]["SHOPREC_RANKER_VARIANT"] == expected
+        )
 
 
 def test_the_invoke_permission_names_the_endpoint_the_functions_are_given(
