@@ -322,6 +322,8 @@ def test_search_finds_items_despite_a_typo_and_a_brand_facet_narrows_them(page: 
 
 
 def test_clicking_a_card_posts_an_event_and_the_recommended_shelf_changes(page: Page, shop: Shop) -> None:
+    from playwright.sync_api import expect
+
     switch_to(page, "__new__")
     user = page.get_by_test_id("user-switcher").input_value()
     assert user.startswith("anon-")
@@ -349,7 +351,8 @@ def test_clicking_a_card_posts_an_event_and_the_recommended_shelf_changes(page: 
 
     product = page.get_by_test_id("product-view")
     assert product.get_attribute("data-item-id") == clicked
-    assert page.locator("#product-title").inner_text() == shop.titles[clicked]
+    # The product view fills in when its own fetches resolve, which may be after the shelves refreshed.
+    expect(page.locator("#product-title")).to_have_text(shop.titles[clicked], timeout=WAIT_MS)
     similar = shelf(page, "shelf-similar")
     api_similar = shop.client.get(f"/v1/items/{clicked}/similar", params={"k": 10}).json()["items"]
     assert similar == [item["item_id"] for item in api_similar]
@@ -358,7 +361,8 @@ def test_clicking_a_card_posts_an_event_and_the_recommended_shelf_changes(page: 
     with page.expect_response(lambda r: is_event(r, "cart")) as carted:
         page.get_by_test_id("product-add-to-cart").click()
     assert carted.value.status == 200
-    assert page.get_by_test_id("cart-count").inner_text() == "Cart 1"
+    # The page counts the item once its fetch resolves, which can be after Playwright sees the response.
+    expect(page.get_by_test_id("cart-count")).to_have_text("Cart 1", timeout=WAIT_MS)
     shelf_after(page, "shelf-recommended", shown)
     with page.expect_response(lambda r: is_event(r, "purchase")) as bought:
         page.get_by_test_id("product-buy").click()
