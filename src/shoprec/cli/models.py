@@ -31,6 +31,21 @@ if TYPE_CHECKING:
 
 _DEFAULTS = TrainConfig()
 
+# The Transformer options `shoprec train` and `shoprec retrain` share (defaults: TrainConfig's).
+HiddenOpt = Annotated[int, typer.Option(help="Transformer hidden size.")]
+MaxLenOpt = Annotated[int, typer.Option(help="Longest history the ranker reads.")]
+PatienceOpt = Annotated[int, typer.Option(help="Stop after this many epochs without validation gain.")]
+MaxMinutesOpt = Annotated[float, typer.Option(help="Time budget of the Transformer training.")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
+ThreadsOpt = Annotated[int, typer.Option(help="Torch threads (0: all cores).")]
+TextOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--text/--no-text",
+        help="Embed the item texts for semantic search (default: when the catalogue has titles).",
+    ),
+]
+
 
 class RichTrainingUI:
     """Progress bars for data loading, every epoch and evaluation; one line per finished epoch."""
@@ -64,10 +79,10 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the artifact bundle into.")],
     fmt: FormatOpt = "auto",
     data_root: DataRootOpt = None,
-    hidden: Annotated[int, typer.Option(help="Transformer hidden size.")] = _DEFAULTS.hidden,
+    hidden: HiddenOpt = _DEFAULTS.hidden,
     blocks: Annotated[int, typer.Option(help="Transformer blocks.")] = _DEFAULTS.blocks,
     heads: Annotated[int, typer.Option(help="Attention heads.")] = _DEFAULTS.heads,
-    max_len: Annotated[int, typer.Option(help="Longest history the ranker reads.")] = _DEFAULTS.max_len,
+    max_len: MaxLenOpt = _DEFAULTS.max_len,
     dropout: Annotated[float, typer.Option(help="Dropout rate.")] = _DEFAULTS.dropout,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = _DEFAULTS.lr,
     batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = _DEFAULTS.batch_size,
@@ -84,14 +99,10 @@ def train(
     min_steps: Annotated[
         int, typer.Option(help="Plan at least this many optimiser steps (0: exactly --max-epochs).")
     ] = _DEFAULTS.min_steps,
-    patience: Annotated[
-        int, typer.Option(help="Stop after this many epochs without validation gain.")
-    ] = _DEFAULTS.patience,
-    max_minutes: Annotated[
-        float, typer.Option(help="Time budget of the Transformer training.")
-    ] = _DEFAULTS.max_minutes,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = _DEFAULTS.seed,
-    threads: Annotated[int, typer.Option(help="Torch threads (0: all cores).")] = _DEFAULTS.threads,
+    patience: PatienceOpt = _DEFAULTS.patience,
+    max_minutes: MaxMinutesOpt = _DEFAULTS.max_minutes,
+    seed: SeedOpt = _DEFAULTS.seed,
+    threads: ThreadsOpt = _DEFAULTS.threads,
     loss: Annotated[
         str,
         typer.Option(
@@ -115,13 +126,7 @@ def train(
     checkpoint_dir: Annotated[
         Path | None, typer.Option(help="Save/resume training state here (e.g. for spot instances).")
     ] = None,
-    text: Annotated[
-        bool | None,
-        typer.Option(
-            "--text/--no-text",
-            help="Embed the item texts for semantic search (default: when the catalogue has titles).",
-        ),
-    ] = None,
+    text: TextOpt = None,
     overlay: Annotated[
         str | None,
         typer.Option(

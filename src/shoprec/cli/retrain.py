@@ -16,7 +16,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from shoprec.cli.common import DataRootOpt, cli_errors, console, progress_bars, stdout_console
-from shoprec.cli.models import RichTrainingUI
+from shoprec.cli.models import (
+    HiddenOpt,
+    MaxLenOpt,
+    MaxMinutesOpt,
+    PatienceOpt,
+    RichTrainingUI,
+    SeedOpt,
+    TextOpt,
+    ThreadsOpt,
+)
 from shoprec.deploy.gate import DEFAULT_MARGIN, DEFAULT_METRICS, DEFAULT_MIN_USERS
 from shoprec.training.config import TrainConfig
 
@@ -62,23 +71,14 @@ def retrain(
     min_users: Annotated[
         int, typer.Option(help="Fewest held-out users the gate accepts a comparison on.")
     ] = DEFAULT_MIN_USERS,
-    hidden: Annotated[int, typer.Option(help="Transformer hidden size.")] = _DEFAULTS.hidden,
-    max_len: Annotated[int, typer.Option(help="Longest history the ranker reads.")] = _DEFAULTS.max_len,
+    hidden: HiddenOpt = _DEFAULTS.hidden,
+    max_len: MaxLenOpt = _DEFAULTS.max_len,
     max_epochs: Annotated[int, typer.Option(help="Epochs of the learning-rate plan.")] = _DEFAULTS.max_epochs,
-    patience: Annotated[
-        int, typer.Option(help="Stop after this many epochs without validation gain.")
-    ] = _DEFAULTS.patience,
-    max_minutes: Annotated[
-        float, typer.Option(help="Time budget of the Transformer training.")
-    ] = _DEFAULTS.max_minutes,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = _DEFAULTS.seed,
-    threads: Annotated[int, typer.Option(help="Torch threads (0: all cores).")] = _DEFAULTS.threads,
-    text: Annotated[
-        bool | None,
-        typer.Option(
-            "--text/--no-text", help="Embed the item texts (default: when the catalogue has titles)."
-        ),
-    ] = None,
+    patience: PatienceOpt = _DEFAULTS.patience,
+    max_minutes: MaxMinutesOpt = _DEFAULTS.max_minutes,
+    seed: SeedOpt = _DEFAULTS.seed,
+    threads: ThreadsOpt = _DEFAULTS.threads,
+    text: TextOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Train a new bundle on the event log before a cut, score it and the served bundle on the same
