@@ -178,6 +178,72 @@ def sagemaker_batch(
             _say(f"batch job {job.name} completed: {job.output}/")
 
 
+@app.command("itemcf")
+def sagemaker_itemcf(
+    data: Annotated[
+        str, typer.Option(help="s3:// URL of the interactions: a sequences file, or a folder of them.")
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option(help="s3:// prefix for the neighbour table (default s3://BUCKET/itemcf)."),
+    ] = None,
+    bucket: BucketOpt = None,
+    role: RoleOpt = None,
+    k: Annotated[int, typer.Option("--k", help="Neighbours kept per item.")] = 100,
+    window: Annotated[
+        int | None, typer.Option(help="Largest distance of a pair of positions (default: whole sequence).")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Popularity exponent of the normalisation.")] = 0.8,
+    backward_weight: Annotated[float, typer.Option(help="Weight of the earlier item's pair.")] = 0.25,
+    distance_power: Annotated[float, typer.Option(help="Proximity weight d ** -POWER.")] = 0.5,
+    holdout: Annotated[
+        int,
+        typer.Option(
+            help="Last items left out of users with 3+ items: 1 as shoprec train fits the bundle's table, "
+            "2 the validation fit, 0 none."
+        ),
+    ] = 1,
+    instance_type: Annotated[str, typer.Option(help="Processing instance type.")] = "ml.r5.2xlarge",
+    instance_count: Annotated[int, typer.Option(help="Instances of the Spark cluster.")] = 2,
+    shuffle_partitions: Annotated[
+        int, typer.Option(help="spark.sql.shuffle.partitions (0: the image's default).")
+    ] = 0,
+    image: Annotated[
+        str | None, typer.Option(help="Spark processing image URI (default: the AWS Spark 3.5 image).")
+    ] = None,
+    max_run_hours: Annotated[float, typer.Option(help="Stop the job after this long.")] = 2.0,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job until it ends.")] = False,
+) -> None:
+    """Launch a SageMaker Processing job with Spark running sagemaker/processing/itemcf_spark.py: the
+    item-CF neighbour table of shoprec train (same similarity and top k), for logs too large for one
+    machine (docs/scale.md)."""
+    from shoprec.deploy.processing_jobs import ItemCFJobSpec, launch_itemcf_job, wait_for_itemcf_job
+
+    with cli_errors():
+        spec = ItemCFJobSpec(
+            data=data,
+            output=output
+            or f"s3://{_required(bucket, '--output or --bucket', 'SHOPREC_ARTIFACT_BUCKET')}/itemcf",
+            role=_required(role, "--role", "SHOPREC_SAGEMAKER_ROLE"),
+            k=k,
+            window=window,
+            alpha=alpha,
+            backward_weight=backward_weight,
+            distance_power=distance_power,
+            holdout=holdout,
+            instance_type=instance_type,
+            instance_count=instance_count,
+            max_run_hours=max_run_hours,
+            image=image,
+            shuffle_partitions=shuffle_partitions,
+        )
+        job = launch_itemcf_job(spec)
+        _say(f"item-CF job [bold]{job.name}[/] started; the table will be under {job.output}/")
+        if wait:
+            wait_for_itemcf_job(job.name, on_change=lambda status: _say(f"  {status.status}"))
+            _say(f"item-CF job {job.name} completed: {job.output}/itemcf.npz")
+
+
 @app.command("publish")
 def sagemaker_publish(
     source: Annotated[str, typer.Argument(help="Bundle folder, or s3://.../model.tar.gz of a training job.")],
