@@ -1,16 +1,19 @@
-"""Which ANN library for the embedding and content channels: hnswlib, faiss-cpu (HNSW) and usearch (HNSW),
-measured on the synthetic catalogue against exact inner-product search.
+"""Which ANN index for the embedding and content channels: graphs (hnswlib, faiss-cpu HNSW, usearch HNSW)
+and inverted files (shoprec's numpy IVF, faiss-cpu IndexIVFFlat), measured on the synthetic catalogue
+against exact inner-product search.
 
 Each library indexes the same item vectors for maximum inner product search (the vectors are augmented
 with one coordinate so that all have the same norm, which turns the inner product into a cosine: see
 ``shoprec.recall.ann``), with the same graph parameters (M = 32, ef_construction = 200), and answers the
 same queries (recency-weighted means of the last 5 items of synthetic histories) on one thread, as a
-Lambda would. Reported per library: build time (both cores), file size, load time, recall@100 against
-exact search, and the median query time next to the exact search's.
+Lambda would. The inverted files use the same lists (``--n-lists``, default ``4 sqrt(items)``) and scan
+the same number of them (``--nprobe``). Reported per library: build time (both cores), file size, load
+time, recall@100 against exact search, and the median query time next to the exact search's.
 
 Usage::
 
     nice -n 10 .venv/bin/python bench/scale/compare_ann.py --items 100000 [--queries 500] [--json]
+        [--only "numpy IVF,faiss IVFFlat"] [--n-lists 1265] [--nprobe 32]
 
 Libraries that are not installed are skipped (``pip install hnswlib faiss-cpu usearch`` to compare all).
 Benchmarks report; they assert nothing.
@@ -142,6 +145,56 @@ def run_hnswlib(data: Array, queries: Array, folder: Path, ef: int) -> dict[str,
     return {"build_s": build_s, "file_mb": path.stat().st_size / 2**20, "load_s": load_s, "search": search}
 
 
+def run_numpy_ivf(table: Array, folder: Path, n_lists: int, nprobe: int) -> dict[str, Any]:
+    """shoprec's IVF (``shoprec.recall.ivf``): k-means on the augmented vectors, lists scanned exactly."""
+    from shoprec.recall.ann import build_vector_index, load_vector_index
+
+    spec, build_s = timed(
+        lambda: build_vector_index(table, folder, "v.ivf.npy", min_items=0, n_lists=n_lists, nprobe=nprobe)
+    )
+    assert spec is not None
+    index, load_s = timed(lambda: load_vector_index(folder / spec.file, spec, table))
+    ivf = index.ivf  # type: ignore[attr-defined]
+    d = table.shape[1]
+
+    def search(q: Array) -> npt.NDArray[np.int64]:
+        keys, scores = ivf.scan(q[:d])
+        if keys.size <= K_SEARCH:
+            return keys
+        return keys[np.argpartition(-scores, K_SEARCH - 1)[:K_SEARCH]]
+
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    return {"build_s": build_s, "file_mb": size / 2**20, "load_s": load_s, "search": search}
+
+
+def run_faiss_ivf(data: Array, folder: Path, n_lists: int, nprobe: int) -> dict[str, Any]:
+    """faiss IndexIVFFlat over the augmented vectors, inner product to the centroids as to the items."""
+    import faiss
+
+    faiss.omp_set_num_threads(2)
+
+    def build() -> Any:
+        quantizer = faiss.IndexFlatIP(data.shape[1])
+        index = faiss.IndexIVFFlat(quantizer, data.shape[1], n_lists, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = 0
+        index.train(data)
+        index.add(data)
+        return index
+
+    index, build_s = timed(build)
+    path = folder / "faiss-ivf.index"
+    faiss.write_index(index, str(path))
+    del index
+    loaded, load_s = timed(lambda: faiss.read_index(str(path)))
+    loaded.nprobe = nprobe
+    faiss.omp_set_num_threads(1)
+
+    def search(q: Array) -> npt.NDArray[np.int64]:
+        return np.asarray(loaded.search(q[None, :], K_SEARCH)[1][0], dtype=np.int64)
+
+    return {"build_s": build_s, "file_mb": path.stat().st_size / 2**20, "load_s": load_s, "search": search}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -152,8 +205,12 @@ def main() -> int:
     parser.add_argument(
         "--oversample", type=float, default=1.0, help="ask for K x this, keep the exact top K"
     )
+    parser.add_argument("--n-lists", type=int, default=None, help="IVF lists (default 4 sqrt(items))")
+    parser.add_argument("--nprobe", type=int, default=32, help="IVF lists scanned per query")
+    parser.add_argument("--only", default="", help="comma-separated names of the rows to run (default all)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    n_lists = args.n_lists or max(1, round(4 * float(np.sqrt(args.items))))
 
     cat = synthetic_catalogue(args.items, dim=args.dim, n_users=args.queries)
     table = cat.embeddings
@@ -186,6 +243,13 @@ def main() -> int:
         candidates["faiss HNSWFlat"] = lambda d: run_faiss(data, q_aug, d, args.ef)
     if importlib.util.find_spec("hnswlib"):
         candidates["hnswlib"] = lambda d: run_hnswlib(data, q_aug, d, args.ef)
+    if not args.plain_ip:
+        candidates["numpy IVF"] = lambda d: run_numpy_ivf(table, d, n_lists, args.nprobe)
+        if importlib.util.find_spec("faiss"):
+            candidates["faiss IVFFlat"] = lambda d: run_faiss_ivf(data, d, n_lists, args.nprobe)
+    if args.only:
+        wanted = {name.strip() for name in args.only.split(",")}
+        candidates = {name: run for name, run in candidates.items() if name in wanted}
 
     rows: dict[str, dict[str, Any]] = {}
     for name, run in candidates.items():
@@ -221,6 +285,9 @@ def main() -> int:
         "dim": args.dim,
         "queries": len(queries),
         "ef": args.ef,
+        "n_lists": n_lists,
+        "nprobe": args.nprobe,
+        "load_average_1m": os.getloadavg()[0],
         "exact_p50_ms": exact_ms,
         "libraries": rows,
     }
@@ -229,7 +296,7 @@ def main() -> int:
         return 0
     print(
         f"{args.items:,} items x {args.dim}, {len(queries)} queries, "
-        f"M={M}, ef_construction={EF_CONSTRUCTION}, ef={args.ef}"
+        f"M={M}, ef_construction={EF_CONSTRUCTION}, ef={args.ef}; IVF {n_lists} lists, nprobe {args.nprobe}"
     )
     print(f"augmented to equal norms: {not args.plain_ip}; oversample {args.oversample}")
     print(f"exact numpy search: {exact_ms:.2f} ms per query (p50)")

@@ -29,8 +29,10 @@ FUSION: Final = "fusion.npz"  # optional; the stacking model's arrays (see shopr
 TEXT_ENCODER_ONNX: Final = "text_encoder.int8.onnx"  # optional; the sentence encoder of queries (int8)
 TEXT_TOKENIZER: Final = "tokenizer.json"  # optional; its tokenizer (Hugging Face ``tokenizers`` JSON)
 TEXT_EMBEDDINGS: Final = "text_embeddings.npy"  # optional; float32 [n_items, dim], unit rows
-ITEM_EMBEDDINGS_ANN: Final = "item_embeddings.usearch"  # optional; HNSW index of the item vectors
-TEXT_EMBEDDINGS_ANN: Final = "text_embeddings.usearch"  # optional; HNSW index of the text vectors
+ITEM_EMBEDDINGS_ANN: Final = "item_embeddings.ivf.npy"  # optional; IVF index: the item vectors by list
+TEXT_EMBEDDINGS_ANN: Final = "text_embeddings.ivf.npy"  # optional; IVF index: the text vectors by list
+# (each with its lists, "<stem>.lists.npz": see IvfIndexSpec; bundles before it hold usearch HNSW graphs,
+# "item_embeddings.usearch" and "text_embeddings.usearch": HnswIndexSpec)
 SEARCH_INDEX_DIR: Final = "search"  # optional; the prebuilt lexical search index (SearchIndexSpec.files)
 
 REQUIRED_FILES: Final = (ITEM_IDS, POPULARITY, ITEMCF, ITEM_EMBEDDINGS)
@@ -74,11 +76,40 @@ class ItemCFSpec(_Spec):
     fit: dict[str, float | int | None] = Field(default_factory=dict)
 
 
-class AnnIndexSpec(_Spec):
-    """An approximate nearest-neighbour index (usearch HNSW) over a vector table, for large catalogues
-    (``shoprec.recall.ann``): the table's vectors plus one coordinate that equalises their norms
-    (``radius``: the largest norm), stored as ``dtype``, a graph of ``connectivity`` links per node built
-    with ``expansion_add`` and searched with ``expansion_search`` candidates."""
+class IvfIndexSpec(_Spec):
+    """An inverted-file index over a vector table, for large catalogues (``shoprec.recall.ivf``, pure
+    numpy): ``n_lists`` k-means centroids of the table's vectors augmented with one coordinate that
+    equalises their norms (``radius``: the largest norm), fitted on ``sample_per_list`` items per list for
+    at most ``iterations`` rounds from ``seed``; the vectors stored ordered by list in ``file`` (float32
+    ``.npy``, memory-mapped at load) and the centroids, list offsets and item ids in ``lists_file``
+    (``.npz``, in the same folder). A query scans the ``nprobe`` lists whose centroids score highest."""
+
+    kind: Literal["ivf-flat"] = "ivf-flat"
+    file: str
+    lists_file: str
+    n_items: PositiveInt
+    dim: PositiveInt
+    n_lists: PositiveInt
+    nprobe: PositiveInt
+    sample_per_list: PositiveInt
+    iterations: PositiveInt
+    seed: Annotated[int, Field(ge=0)] = 0
+    radius: NonNegativeFloat = 1.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IvfIndexSpec:
+        if self.n_lists > self.n_items:
+            raise ValueError(f"n_lists ({self.n_lists}) exceeds n_items ({self.n_items})")
+        if self.lists_file.rpartition("/")[0] != self.file.rpartition("/")[0]:
+            raise ValueError(f"lists_file {self.lists_file!r} must lie in the folder of file {self.file!r}")
+        return self
+
+
+class HnswIndexSpec(_Spec):
+    """A usearch HNSW graph over a vector table (the ANN index of bundles written before the IVF index):
+    the table's vectors plus one coordinate that equalises their norms (``radius``: the largest norm),
+    stored as ``dtype``, a graph of ``connectivity`` links per node built with ``expansion_add`` and
+    searched with ``expansion_search`` candidates. Served only where usearch is installed."""
 
     kind: Literal["usearch-hnsw"] = "usearch-hnsw"
     file: str
@@ -89,6 +120,10 @@ class AnnIndexSpec(_Spec):
     expansion_add: PositiveInt = 200
     expansion_search: PositiveInt = 500
     radius: NonNegativeFloat = 1.0
+
+
+AnnIndexSpec = Annotated[IvfIndexSpec | HnswIndexSpec, Field(discriminator="kind")]
+"""The ANN index of a vector table (``shoprec.recall.ann``), told apart by ``kind``."""
 
 
 class EmbeddingSpec(_Spec):
