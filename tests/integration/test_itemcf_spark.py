@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shoprec.artifacts.reader import _load_itemcf
 from shoprec.data import leave_one_out, load_dataset
 from shoprec.deploy.processing_jobs import ITEMCF_SPARK_SCRIPT
 from shoprec.recall.itemcf import fit_itemcf
+from shoprec.recall.itemcf_files import read_neighbour_table
 
 pytest.importorskip("pyspark", reason="pyspark is the spark extra: pip install 'shoprec[spark]'")
 if shutil.which("java") is None:
@@ -83,11 +83,10 @@ def test_the_spark_job_writes_fit_itemcfs_table_for_the_bundle(
     ds = load_dataset(scientific_sequences, "sequences")
     expected = fit_itemcf(leave_one_out(ds).train_with_valid(), ds.n_items)  # what shoprec train bundles
 
-    assert json.loads((tmp_path / "item_ids.json").read_text()) == ds.item_ids
-    indices, scores = _load_itemcf(tmp_path / "itemcf.npz", tmp_path, ds.n_items)  # the bundle's reader
-    assert indices.shape == (ds.n_items, 100)
-    np.testing.assert_array_equal(indices, expected.indices)
-    np.testing.assert_array_equal(scores, expected.scores)
+    table = read_neighbour_table(tmp_path, ds.item_ids)  # rows in the dataset's (the bundle's) item order
+    assert table.indices.shape == (ds.n_items, 100)
+    np.testing.assert_array_equal(table.indices, expected.indices)
+    np.testing.assert_array_equal(table.scores, expected.scores)
     assert meta["n_items"] == ds.n_items == 4344
     assert meta["users"] == ds.n_users
     assert meta["interactions"] == ds.n_interactions

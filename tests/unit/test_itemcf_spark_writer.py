@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from shoprec.artifacts import ITEMCF, BundleWriter
-from shoprec.artifacts.reader import _load_itemcf
 from shoprec.data.loaders import natural_sort_key
 from shoprec.deploy.processing_jobs import ITEMCF_SPARK_SCRIPT
+from shoprec.errors import ArtifactError
 from shoprec.recall.itemcf import fit_itemcf
+from shoprec.recall.itemcf_files import read_neighbour_table
 
 
 def _script() -> ModuleType:
@@ -41,11 +42,32 @@ def test_the_table_is_written_as_the_bundle_writes_it(tmp_path: Path) -> None:
         expected = w.add_npz(ITEMCF, {"indices": cf.indices, "scores": cf.scores}).read_bytes()
         w.abort()
     assert (tmp_path / "spark" / "itemcf.npz").read_bytes() == expected
-    indices, scores = _load_itemcf(tmp_path / "spark" / "itemcf.npz", tmp_path / "spark", 6)
-    np.testing.assert_array_equal(indices, cf.indices)
-    np.testing.assert_array_equal(scores, cf.scores)
+    table = read_neighbour_table(tmp_path / "spark", list("abcdef"))
+    np.testing.assert_array_equal(table.indices, cf.indices)
+    np.testing.assert_array_equal(table.scores, cf.scores)
     assert json.loads((tmp_path / "spark" / "item_ids.json").read_text()) == list("abcdef")
     assert json.loads((tmp_path / "spark" / "itemcf.json").read_text()) == {"k": 3}
+
+
+def test_a_table_of_other_items_or_a_broken_folder_is_refused(tmp_path: Path) -> None:
+    cf = fit_itemcf([np.array([0, 1, 2]), np.array([2, 1])], 3, k=2)
+    job.write_neighbour_table(tmp_path, cf.indices, cf.scores, ["1", "2", "3"])
+    with pytest.raises(ArtifactError, match="row 1 is item '2' in the table, 'x' in the dataset"):
+        read_neighbour_table(tmp_path, ["1", "x", "3"])
+    with pytest.raises(ArtifactError, match="the dataset has 4 items, the table 3"):
+        read_neighbour_table(tmp_path, ["1", "2", "3", "4"])
+    (tmp_path / "item_ids.json").write_text('["1", "2"]')
+    with pytest.raises(ArtifactError, match="has 3 rows for 2 items"):
+        read_neighbour_table(tmp_path)
+    (tmp_path / "item_ids.json").write_text('{"1": 0}')
+    with pytest.raises(ArtifactError, match="must be a JSON list of item id strings"):
+        read_neighbour_table(tmp_path)
+    (tmp_path / "itemcf.npz").write_bytes(b"not a zip")
+    with pytest.raises(ArtifactError, match=r"is not a readable \.npz archive"):
+        read_neighbour_table(tmp_path)
+    (tmp_path / "itemcf.npz").unlink()
+    with pytest.raises(ArtifactError, match=r"no 'itemcf\.npz'"):
+        read_neighbour_table(tmp_path)
 
 
 def test_the_writer_refuses_arrays_that_are_not_a_table(tmp_path: Path) -> None:
