@@ -9,13 +9,17 @@ or delisted stay in the index (their indices are the models') but are never *ser
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
+
+from shoprec.artifacts.specs import CATALOG_COLUMNS
 
 if TYPE_CHECKING:
     from shoprec.artifacts import Bundle
@@ -61,20 +65,20 @@ class CatalogIndex:
     """
 
     item_ids: list[str]
-    index_of: dict[str, int]
-    titles: list[str]
-    short_titles: list[str]
-    brands: list[str]
-    descriptions: list[str]
-    categories: list[tuple[str, ...]]
+    index_of: Mapping[str, int]
+    titles: Sequence[str]
+    short_titles: Sequence[str]
+    brands: Sequence[str]
+    descriptions: Sequence[str]
+    categories: Sequence[tuple[str, ...]]
     brand_names: list[str]
     brand_codes: npt.NDArray[np.int32]
     leaf_names: list[str]
     leaf_codes: npt.NDArray[np.int32]
     id_rank: IntArray
     """Each item's position when the item ids are sorted as strings: the final tie-break of every list."""
-    _by_category: dict[str, IntArray]
-    _by_brand: dict[str, IntArray]
+    _by_category: Mapping[str, IntArray]
+    _by_brand: Mapping[str, IntArray]
     available: BoolArray
     """Whether each item may be served (in stock and listed)."""
     listed: BoolArray
@@ -95,8 +99,170 @@ class CatalogIndex:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> CatalogIndex:
-        """Index ``bundle.item_ids`` with ``bundle.catalog`` (items without metadata get blanks)."""
+        """The bundle's columnar catalogue when it has one (memory-mapped, nothing parsed); else
+        ``bundle.item_ids`` indexed with ``bundle.catalog`` (items without metadata get blanks)."""
+        columns = bundle.catalog_columns
+        if columns is not None:
+            try:
+                return cls.from_columns(columns.arrays, columns.tables, item_ids=bundle.item_ids)
+            except ColumnsError as exc:
+                from shoprec.errors import ArtifactError
+
+                raise ArtifactError(f"{bundle.path}: columnar catalogue: {exc}") from None
         return cls.build(bundle.item_ids, bundle.catalog or {})
+
+    def to_columns(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]] | None:
+        """This catalogue as arrays and small tables (what the bundle writer stores under ``catalog/``
+        and :meth:`from_columns` maps back); ``None`` when the item ids do not survive a fixed-width
+        numpy string (an id ending in NUL), in which case a bundle keeps ``catalog.jsonl`` alone."""
+        ids = np.array(self.item_ids, dtype=np.str_) if self.item_ids else np.zeros(0, dtype="<U1")
+        if ids.tolist() != self.item_ids:
+            return None
+        order = np.argsort(ids, kind="stable").astype(np.int64)
+        if not np.array_equal(self.id_rank[order], np.arange(ids.size)):
+            return None  # numpy orders these strings otherwise than Python: keep the rows
+        brand_spellings, brand_text = _distinct_codes(list(self.brands), "")
+        paths, path_codes = _distinct_codes(list(self.categories), ())
+        cat_keys, cat_offsets, cat_items = _groups_csr(self._by_category)
+        brand_keys, brand_offsets, brand_items = _groups_csr(self._by_brand)
+        titles = self.titles if isinstance(self.titles, TextColumn) else TextColumn.of(self.titles)
+        descriptions = (
+            self.descriptions
+            if isinstance(self.descriptions, TextColumn)
+            else TextColumn.of(self.descriptions)
+        )
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "ids": ids,
+            "id_order": order,
+            "titles.data": titles.data,
+            "titles.offsets": titles.offsets,
+            "descriptions.data": descriptions.data,
+            "descriptions.offsets": descriptions.offsets,
+            "brands": brand_text,
+            "brand_codes": self.brand_codes,
+            "paths": path_codes,
+            "leaf_codes": self.leaf_codes,
+            "category_offsets": cat_offsets,
+            "category_items": cat_items,
+            "brand_offsets": brand_offsets,
+            "brand_items": brand_items,
+            "available": self.available,
+            "listed": self.listed,
+            "prices": self.prices,
+        }
+        tables = {
+            "format": COLUMNS_FORMAT,
+            "n_items": self.n_items,
+            "brands": brand_spellings,
+            "brand_names": self.brand_names,
+            "paths": [list(p) for p in paths],
+            "leaf_names": self.leaf_names,
+            "category_keys": cat_keys,
+            "brand_keys": brand_keys,
+        }
+        return arrays, tables
+
+    @classmethod
+    def from_columns(
+        cls,
+        arrays: Mapping[str, npt.NDArray[Any]],
+        tables: Mapping[str, Any],
+        *,
+        item_ids: list[str] | None = None,
+    ) -> CatalogIndex:
+        """The catalogue :meth:`to_columns` described, over its arrays as given (memory-mapped ones stay
+        mapped: text is decoded when read, names are found by binary search). Every array's shape, the
+        codes' ranges and the id order are checked with vectorised passes; a problem raises
+        :class:`ColumnsError` naming the column. ``item_ids``: the ids as a list, when the caller has it."""
+        if tables.get("format") != COLUMNS_FORMAT:
+            raise ColumnsError(f"'format' is {tables.get('format')!r}, this shoprec reads {COLUMNS_FORMAT}")
+        missing = sorted(set(COLUMN_NAMES) - set(arrays))
+        if missing:
+            raise ColumnsError(f"missing column(s) {', '.join(missing)}")
+        ids = arrays["ids"]
+        n = int(ids.shape[0]) if ids.ndim == 1 else -1
+        if ids.dtype.kind != "U" or n != tables.get("n_items"):
+            raise ColumnsError(f"'ids' must be {tables.get('n_items')} strings, got {ids.dtype} {ids.shape}")
+        for name, kind in _ITEM_COLUMNS.items():
+            arr = arrays[name]
+            if arr.shape != (n,) or arr.dtype.kind != kind:
+                raise ColumnsError(f"'{name}' has {arr.dtype} {arr.shape}, expected kind {kind!r} ({n},)")
+        order = np.asarray(arrays["id_order"], dtype=np.int64)
+        if order.min(initial=0) < 0 or order.max(initial=-1) >= n:
+            raise ColumnsError(f"'id_order' must hold item indices in [0, {n})")
+        sorted_ids = ids[order]
+        if n > 1 and not bool(np.all(sorted_ids[1:] > sorted_ids[:-1])):
+            raise ColumnsError("'id_order' does not sort the ids, or the ids repeat")
+        ids_list = ids.tolist() if item_ids is None else item_ids
+        if len(ids_list) != n:
+            raise ColumnsError(f"'ids' has {n} ids, the bundle {len(ids_list)}")
+        texts = {}
+        for name in TEXT_COLUMNS:
+            data, offsets = arrays[f"{name}.data"], arrays[f"{name}.offsets"]
+            if data.ndim != 1 or data.dtype != np.uint8 or offsets.shape != (n + 1,):
+                raise ColumnsError(f"'{name}' must be uint8 bytes and {n + 1} offsets")
+            if n >= 0 and (
+                offsets[0] != 0 or offsets[-1] != data.size or bool(np.any(offsets[1:] < offsets[:-1]))
+            ):
+                raise ColumnsError(f"'{name}.offsets' must rise from 0 to the size of '{name}.data'")
+            texts[name] = TextColumn(data, offsets.astype(np.int64, copy=False))
+        names: dict[str, list[Any]] = {}
+        for key in ("brands", "brand_names", "leaf_names", "category_keys", "brand_keys"):
+            value = tables.get(key)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ColumnsError(f"table '{key}' must be a list of strings")
+            names[key] = value
+        raw_paths = tables.get("paths")
+        if not isinstance(raw_paths, list) or not all(
+            isinstance(p, list) and all(isinstance(v, str) for v in p) for p in raw_paths
+        ):
+            raise ColumnsError("table 'paths' must be a list of lists of strings")
+        paths = [tuple(p) for p in raw_paths]
+        for column, table in (
+            ("brands", names["brands"]),
+            ("brand_codes", names["brand_names"]),
+            ("paths", paths),
+            ("leaf_codes", names["leaf_names"]),
+        ):
+            codes = arrays[column]
+            if n and (int(codes.min()) < -1 or int(codes.max()) >= len(table)):
+                raise ColumnsError(f"'{column}' codes must lie in [-1, {len(table)})")
+        groups = {}
+        for prefix, keys in (("category", names["category_keys"]), ("brand", names["brand_keys"])):
+            offsets, items = arrays[f"{prefix}_offsets"], arrays[f"{prefix}_items"]
+            if offsets.shape != (len(keys) + 1,) or items.ndim != 1 or items.dtype.kind != "i":
+                raise ColumnsError(f"'{prefix}_offsets' must have {len(keys) + 1} entries over 1-d items")
+            if (
+                offsets[0] != 0
+                or offsets[-1] != items.size
+                or bool(np.any(offsets[1:] < offsets[:-1]))
+                or (items.size and (int(items.min()) < 0 or int(items.max()) >= n))
+            ):
+                raise ColumnsError(f"'{prefix}_offsets' / '{prefix}_items' do not index the items")
+            groups[prefix] = Groups(keys, offsets.astype(np.int64, copy=False), items)
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n, dtype=np.int64)
+        titles = texts["titles"]
+        return cls(
+            item_ids=ids_list,
+            index_of=SortedIds(ids_list, sorted_ids, order),
+            titles=titles,
+            short_titles=MappedColumn(titles, shorten),
+            brands=CodedColumn(arrays["brands"], names["brands"], ""),
+            descriptions=texts["descriptions"],
+            categories=CodedColumn(arrays["paths"], paths, ()),
+            brand_names=names["brand_names"],
+            brand_codes=arrays["brand_codes"],
+            leaf_names=names["leaf_names"],
+            leaf_codes=arrays["leaf_codes"],
+            id_rank=rank,
+            _by_category=groups["category"],
+            _by_brand=groups["brand"],
+            available=arrays["available"],
+            listed=arrays["listed"],
+            prices=arrays["prices"],
+            n_base=n,
+        )
 
     @classmethod
     def build(
@@ -288,6 +454,237 @@ class CatalogIndex:
             "brand": _top_counts(self.brand_codes[idx], self.brand_names, limit),
             "category": _top_counts(self.leaf_codes[idx], self.leaf_names, limit),
         }
+
+
+T = TypeVar("T")
+
+COLUMNS_FORMAT: Final = 1
+"""Version of the columnar catalogue's layout (:meth:`CatalogIndex.to_columns`)."""
+TEXT_COLUMNS: Final = ("titles", "descriptions")
+"""The catalogue's free-text fields, each stored as UTF-8 bytes back to back plus offsets."""
+
+
+_ITEM_COLUMNS: Final = {
+    "brands": "i",
+    "brand_codes": "i",
+    "paths": "i",
+    "leaf_codes": "i",
+    "available": "b",
+    "listed": "b",
+    "prices": "f",
+}
+"""The per-item columns besides ids and texts, with their numpy dtype kind."""
+COLUMN_NAMES: Final = CATALOG_COLUMNS
+"""Every array of a columnar catalogue (the bundle stores each as ``catalog/<name>.npy``)."""
+
+
+_ITER_CHUNK: Final = 4096
+
+
+class TextColumn(Sequence[str]):
+    """Strings stored as UTF-8 bytes back to back: string ``i`` is ``data[offsets[i]:offsets[i + 1]]``,
+    decoded when it is read. Both arrays may be memory-mapped, so a million titles cost nothing until
+    requests read a few of them."""
+
+    __slots__ = ("_data", "_offsets")
+
+    def __init__(self, data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> None:
+        self._data = data
+        self._offsets = offsets
+
+    @classmethod
+    def of(cls, texts: Iterable[str]) -> TextColumn:
+        """The column of ``texts`` (in memory)."""
+        encoded = [t.encode("utf-8") for t in texts]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        return cls(np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets)
+
+    @property
+    def data(self) -> npt.NDArray[np.uint8]:
+        return self._data
+
+    @property
+    def offsets(self) -> npt.NDArray[np.int64]:
+        return self._offsets
+
+    def __len__(self) -> int:
+        return int(self._offsets.size) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        j = _position(operator.index(i), len(self))
+        lo, hi = int(self._offsets[j]), int(self._offsets[j + 1])
+        # The writer stores valid UTF-8 and checksums guard it; a damaged byte must not fail a request.
+        return self._data[lo:hi].tobytes().decode("utf-8", errors="replace")
+
+    def __iter__(self) -> Iterator[str]:
+        n = len(self)
+        for start in range(0, n, _ITER_CHUNK):  # a chunk at a time: any(titles) reads one chunk
+            offsets = self._offsets[start : min(start + _ITER_CHUNK, n) + 1].tolist()
+            data = self._data[offsets[0] : offsets[-1]].tobytes()
+            base = offsets[0]
+            for lo, hi in itertools.pairwise(offsets):
+                yield data[lo - base : hi - base].decode("utf-8", errors="replace")
+
+
+class CodedColumn(Sequence[T]):
+    """A column of few distinct values: ``values[codes[i]]``, ``missing`` where the code is ``-1``."""
+
+    __slots__ = ("_codes", "_missing", "_values")
+
+    def __init__(self, codes: npt.NDArray[np.int32], values: Sequence[T], missing: T) -> None:
+        self._codes = codes
+        self._values = values
+        self._missing = missing
+
+    def __len__(self) -> int:
+        return int(self._codes.size)
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        code = int(self._codes[_position(operator.index(i), len(self))])
+        return self._values[code] if code >= 0 else self._missing
+
+    def __iter__(self) -> Iterator[T]:
+        values, missing = self._values, self._missing
+        for code in self._codes.tolist():
+            yield values[code] if code >= 0 else missing
+
+
+class MappedColumn(Sequence[str]):
+    """``fn(base[i])``, computed when read (the short titles of a columnar catalogue)."""
+
+    __slots__ = ("_base", "_fn")
+
+    def __init__(self, base: Sequence[str], fn: Callable[[str], str]) -> None:
+        self._base = base
+        self._fn = fn
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self._fn(t) for t in self._base[i]]
+        return self._fn(self._base[i])
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self._fn, self._base)
+
+
+MAX_CACHED_IDS: Final = 200_000
+"""How many looked-up ids a :class:`SortedIds` remembers before it starts over."""
+
+
+class SortedIds(Mapping[str, int]):
+    """Item id -> index by binary search in the ids sorted as strings (``ids[order]``): what a dict of a
+    million ids would give, without building one at every cold start (about 0.4 s and 100 MB)."""
+
+    __slots__ = ("_found", "_ids", "_order", "_sorted")
+
+    def __init__(self, ids: list[str], sorted_ids: npt.NDArray[np.str_], order: IntArray) -> None:
+        self._ids = ids
+        self._sorted = sorted_ids
+        self._order = order
+        self._found: dict[str, int] = {}
+        """The ids looked up so far: requests keep asking about the same (popular, recent) items."""
+
+    def __getitem__(self, key: str) -> int:
+        found = self._found.get(key)
+        if found is not None:
+            return found
+        # A fixed-width numpy string drops trailing NULs: such a key can never be one of the ids.
+        if not isinstance(key, str) or key.endswith("\0") or not self._sorted.size:
+            raise KeyError(key)
+        pos = int(np.searchsorted(self._sorted, key))
+        if pos < self._sorted.size and self._sorted[pos] == key:
+            index = int(self._order[pos])
+            if len(self._found) >= MAX_CACHED_IDS:
+                self._found = {}
+            self._found[key] = index  # racing threads store the same value
+            return index
+        raise KeyError(key)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+
+class Groups(Mapping[str, IntArray]):
+    """Name key -> the items it holds, from CSR arrays: ``items[offsets[k]:offsets[k + 1]]`` for the
+    ``k``-th key."""
+
+    __slots__ = ("_items", "_key", "_offsets")
+
+    def __init__(self, keys: Sequence[str], offsets: IntArray, items: IntArray) -> None:
+        self._key = {key: k for k, key in enumerate(keys)}
+        self._offsets = offsets
+        self._items = items
+
+    def __getitem__(self, key: str) -> IntArray:
+        k = self._key[key]
+        out: IntArray = self._items[int(self._offsets[k]) : int(self._offsets[k + 1])]
+        return out
+
+    def __len__(self) -> int:
+        return len(self._key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._key)
+
+
+def _position(i: int, n: int) -> int:
+    j = i + n if i < 0 else i
+    if not 0 <= j < n:
+        raise IndexError(f"index {i} out of range for {n} items")
+    return j
+
+
+def _distinct_codes(values: Sequence[T], empty: T) -> tuple[list[T], npt.NDArray[np.int32]]:
+    """Exact distinct values in order of first appearance and each value's code; ``empty`` gets ``-1``."""
+    table: list[T] = []
+    code_of: dict[T, int] = {}
+    codes = np.full(len(values), -1, dtype=np.int32)
+    for i, value in enumerate(values):
+        if value == empty:
+            continue
+        code = code_of.get(value)
+        if code is None:
+            code = code_of[value] = len(table)
+            table.append(value)
+        codes[i] = code
+    return table, codes
+
+
+def _groups_csr(groups: Mapping[str, IntArray]) -> tuple[list[str], IntArray, IntArray]:
+    keys = list(groups)
+    sizes = [groups[k].size for k in keys]
+    offsets = np.zeros(len(keys) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    parts = [np.asarray(groups[k], dtype=np.int64) for k in keys]
+    items = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return keys, offsets, items
+
+
+class ColumnsError(ValueError):
+    """A columnar catalogue that does not hold together; the message names the column."""
 
 
 def _ranks_of(ids: Sequence[str]) -> IntArray:

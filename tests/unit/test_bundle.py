@@ -396,13 +396,24 @@ def test_inconsistent_shapes_name_the_file(tmp_path: Path) -> None:
 def test_bad_catalog_line_is_reported(tmp_path: Path) -> None:
     out = tmp_path / "b"
     write_tiny(out)
-    with BundleWriter(tmp_path / "c") as w:
+    # A bundle written before the columnar catalogue: the rows are read at load.
+    with BundleWriter(tmp_path / "c", columnar_catalog=False) as w:
         for f in verify_bundle(out).files:
-            w.add_file(f.name, out / f.name)
+            if not f.name.startswith("catalog/"):
+                w.add_file(f.name, out / f.name)
         w.add_bytes(CATALOG, b'{"item_id": "a"}\nnot json\n')
         w.commit(dataset=DATASET, hyperparameters={}, metrics={}, pipeline=NO_RANKER)
     with pytest.raises(ArtifactError, match=rf"{re.escape(CATALOG)}' line 2"):
         load_bundle(tmp_path / "c")
+    # A bundle with columns is never written from bad rows: the writer refuses them.
+    with BundleWriter(tmp_path / "d") as w:
+        for f in verify_bundle(out).files:
+            if not f.name.startswith("catalog/"):
+                w.add_file(f.name, out / f.name)
+        w.add_bytes(CATALOG, b'{"item_id": "a"}\nnot json\n')
+        with pytest.raises(ArtifactError, match=rf"{re.escape(CATALOG)}' line 2"):
+            w.commit(dataset=DATASET, hyperparameters={}, metrics={}, pipeline=NO_RANKER)
+    assert not (tmp_path / "d").exists()
 
 
 def test_a_schema_1_bundle_is_served_as_it_was_the_ranker_after_the_recall_merge(tmp_path: Path) -> None:

@@ -34,6 +34,29 @@ TEXT_EMBEDDINGS_ANN: Final = "text_embeddings.ivf.npy"  # optional; IVF index: t
 # (each with its lists, "<stem>.lists.npz": see IvfIndexSpec; bundles before it hold usearch HNSW graphs,
 # "item_embeddings.usearch" and "text_embeddings.usearch": HnswIndexSpec)
 SEARCH_INDEX_DIR: Final = "search"  # optional; the prebuilt lexical search index (SearchIndexSpec.files)
+CATALOG_COLUMNS_DIR: Final = "catalog"  # optional; the catalogue as arrays, memory-mapped at load
+CATALOG_TABLES: Final = "catalog/tables.json"  # its small tables (names, paths); marks a columnar catalogue
+CATALOG_COLUMNS: Final = (
+    "ids",  # <U [n_items]: item ids (the same list as item_ids.json)
+    "id_order",  # int64 [n_items]: item indices in the ids' string order (binary search by id)
+    "titles.data",  # uint8: UTF-8 titles back to back ...
+    "titles.offsets",  # int64 [n_items + 1]: ... title i is data[offsets[i]:offsets[i + 1]]
+    "descriptions.data",
+    "descriptions.offsets",
+    "brands",  # int32 [n_items]: index into tables "brands" (the item's spelling), -1 none
+    "brand_codes",  # int32 [n_items]: index into tables "brand_names" (case-insensitive), -1 none
+    "paths",  # int32 [n_items]: index into tables "paths" (category path, root first), -1 none
+    "leaf_codes",  # int32 [n_items]: index into tables "leaf_names", -1 none
+    "available",  # bool [n_items]
+    "listed",  # bool [n_items]
+    "prices",  # float64 [n_items], nan unknown
+    "category_offsets",  # int64 [K + 1]: items of tables "category_keys"[k] are ...
+    "category_items",  # int64: ... category_items[category_offsets[k]:category_offsets[k + 1]]
+    "brand_offsets",  # likewise for tables "brand_keys"
+    "brand_items",
+)
+"""The arrays of a columnar catalogue, each ``catalog/<name>.npy`` (``shoprec.catalog.CatalogIndex``
+``.to_columns``); written by ``BundleWriter.commit`` from ``catalog.jsonl``, which bundles keep."""
 
 REQUIRED_FILES: Final = (ITEM_IDS, POPULARITY, ITEMCF, ITEM_EMBEDDINGS)
 

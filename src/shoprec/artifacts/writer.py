@@ -1,6 +1,10 @@
 """Writing bundles atomically: :class:`BundleWriter` stages every file in a hidden sibling folder and, on
 ``commit``, hashes them, writes ``manifest.json`` and renames the folder into place; readers see either
 the old complete bundle or the new complete bundle.
+
+``commit`` also derives the columnar catalogue (``catalog/``, memory-mapped by serving) from a staged
+``catalog.jsonl`` and ``item_ids.json``, and stamps the new bundle as verified (it has just hashed every
+file), so that its first load does not hash it again (``shoprec.artifacts.reader.verify_bundle``).
 """
 
 from __future__ import annotations
@@ -29,8 +33,21 @@ from shoprec.artifacts.manifest import (
     content_version,
     json_default,
 )
-from shoprec.artifacts.reader import sha256_file
-from shoprec.artifacts.specs import MANIFEST, PipelineSpec
+from shoprec.artifacts.reader import (
+    _load_catalog,
+    _load_item_ids,
+    sha256_file,
+    stamp_record,
+    write_stamp,
+)
+from shoprec.artifacts.specs import (
+    CATALOG,
+    CATALOG_COLUMNS_DIR,
+    CATALOG_TABLES,
+    ITEM_IDS,
+    MANIFEST,
+    PipelineSpec,
+)
 from shoprec.errors import ArtifactError
 
 log = logging.getLogger(__name__)
@@ -55,8 +72,11 @@ class BundleWriter:
     refuses to replace it.
     """
 
-    def __init__(self, out_dir: str | Path) -> None:
+    def __init__(self, out_dir: str | Path, *, columnar_catalog: bool = True) -> None:
+        """``columnar_catalog=False`` leaves the catalogue as ``catalog.jsonl`` alone (as bundles written
+        before the columnar catalogue were)."""
         self.out_dir = Path(os.path.abspath(out_dir))  # normalised, so ".." or "." have a real name
+        self.columnar_catalog = columnar_catalog
         _check_replaceable(self.out_dir)  # fail before any training output is written, and again on commit
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.staging = self.out_dir.parent / f".{self.out_dir.name}.staging-{secrets.token_hex(6)}"
@@ -167,7 +187,10 @@ class BundleWriter:
         """
         self._require_open()
         try:
-            entries = tuple(_hash_tree(self.staging))
+            if self.columnar_catalog:
+                self._add_catalog_columns()
+            hashed = _hash_tree(self.staging)
+            entries = tuple(entry for entry, _ in hashed)
             draft = Manifest(
                 schema_version=SCHEMA_VERSION,
                 model_version=content_version(entries),
@@ -189,8 +212,43 @@ class BundleWriter:
             self.abort()
             raise
         self._state = "committed"
+        self._stamp(hashed)
         log.info("wrote bundle %s version %s (%d files)", self.out_dir, manifest.short_version, len(entries))
         return manifest
+
+    def _add_catalog_columns(self) -> None:
+        """The columnar catalogue of the staged ``catalog.jsonl`` over the staged ``item_ids.json``
+        (``shoprec.catalog.CatalogIndex.to_columns``), unless staged already (a copied bundle) or either
+        file is missing. Malformed rows fail the commit, naming the line."""
+        rows_path, ids_path = self.staging / CATALOG, self.staging / ITEM_IDS
+        if not rows_path.is_file() or not ids_path.is_file() or (self.staging / CATALOG_TABLES).exists():
+            return
+        from shoprec.catalog import CatalogIndex
+
+        catalog = CatalogIndex.build(
+            _load_item_ids(ids_path, self.staging), _load_catalog(rows_path, self.staging)
+        )
+        columns = catalog.to_columns()
+        if columns is None:
+            log.info("item ids do not fit fixed-width strings; %s keeps %s alone", self.out_dir, CATALOG)
+            return
+        arrays, tables = columns
+        for name, array in arrays.items():
+            self.add_npy(f"{CATALOG_COLUMNS_DIR}/{name}.npy", array)
+        self.add_json(CATALOG_TABLES, tables)
+
+    def _stamp(self, hashed: list[tuple[FileEntry, list[int]]]) -> None:
+        """Record the files hashed for the manifest as verified, those unchanged since (all, normally)."""
+        records = {}
+        for entry, before in hashed:
+            fpath = self.out_dir.joinpath(*PurePosixPath(entry.name).parts)
+            try:
+                record = stamp_record(fpath, entry)
+            except OSError:
+                continue
+            if record[1:] == before:
+                records[entry.name] = record
+        write_stamp(self.out_dir, records)
 
     def _swap_into_place(self) -> None:
         out = self.out_dir
@@ -223,8 +281,9 @@ def _check_replaceable(out: Path) -> bool:
     return True
 
 
-def _hash_tree(root: Path) -> list[FileEntry]:
-    entries: list[FileEntry] = []
+def _hash_tree(root: Path) -> list[tuple[FileEntry, list[int]]]:
+    """Every file under ``root`` but the manifest, hashed, with its stat key as it was before hashing."""
+    entries: list[tuple[FileEntry, list[int]]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for fn in sorted(filenames):
@@ -234,6 +293,9 @@ def _hash_tree(root: Path) -> list[FileEntry]:
                 continue
             if fpath.is_symlink() or not fpath.is_file():
                 raise ArtifactError(f"bundle file '{name}' must be a regular file")
-            entries.append(FileEntry(name=name, sha256=sha256_file(fpath), size=fpath.stat().st_size))
-    entries.sort(key=lambda e: e.name)
+            size = fpath.stat().st_size
+            entry = FileEntry(name=name, sha256="0" * 64, size=size)
+            before = stamp_record(fpath, entry)[1:]
+            entries.append((FileEntry(name=name, sha256=sha256_file(fpath), size=size), before))
+    entries.sort(key=lambda e: e[0].name)
     return entries

@@ -40,7 +40,7 @@ import json
 import math
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -150,7 +150,7 @@ def analyze(text: str) -> tuple[list[str], list[str]]:
     return [_fold(w) for w in kept], [STEM_PREFIX + s for s in _stem_words(kept)]
 
 
-def _content_words(texts: list[str]) -> list[list[str]]:
+def _content_words(texts: Iterable[str]) -> list[list[str]]:
     return [[w for w in words(t) if w not in STOPWORDS] for t in texts]
 
 
@@ -265,7 +265,7 @@ class Bm25Search(LexicalMatches):
         4,344 Scientific items."""
         if stem_weight < 0:
             raise ValueError(f"stem_weight must be >= 0, got {stem_weight}")
-        texts: dict[str, list[str]] = {
+        texts: dict[str, Sequence[str]] = {
             "title": catalog.titles,
             "brand": catalog.brands,
             "categories": [" ".join(path) for path in catalog.categories],
