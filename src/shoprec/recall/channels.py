@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -56,12 +56,30 @@ class RecallContext:
     exclude: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def allowed_mask(self, n_items: int) -> BoolArray | None:
-        """``allowed`` with ``exclude`` removed; ``None`` when every item may be returned."""
+        """``allowed`` with ``exclude`` removed; ``None`` when every item may be returned. A mask over
+        every item: channels ask :meth:`allows` about their candidates instead."""
         if self.allowed is None and self.exclude.size == 0:
             return None
         mask = np.ones(n_items, dtype=np.bool_) if self.allowed is None else self.allowed.copy()
         mask[self.exclude] = False
         return mask
+
+    @property
+    def restricts(self) -> bool:
+        """Whether some item may not be returned (a filter or an exclusion)."""
+        return self.allowed is not None or self.exclude.size > 0
+
+    def allows(self, items: IntArray) -> BoolArray:
+        """Whether each of ``items`` may be returned: ``allowed_mask(n)[items]`` without a mask over
+        every item (the cost is the candidates', not the catalogue's)."""
+        ok = (
+            np.ones(items.size, dtype=np.bool_)
+            if self.allowed is None
+            else np.array(self.allowed[items], dtype=np.bool_)
+        )
+        if self.exclude.size:
+            ok &= ~np.isin(items, self.exclude)
+        return ok
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,6 +135,13 @@ class VectorIndex(Protocol):
 def top_n(scores: npt.NDArray[np.floating], n: int, mask: BoolArray | None = None) -> IntArray:
     """Indices of the ``n`` largest ``scores`` within ``mask``, by (-score, index).  Uses a partial sort,
     so it costs O(len(scores)) plus O(n log n)."""
+    if mask is None and n > 0 and scores.size > n:
+        # The whole row: partition it in place of a copy indexed by every position.
+        kth = np.partition(scores, scores.size - n)[scores.size - n]
+        idx = np.flatnonzero(scores >= kth)
+        vals = scores[idx]
+        order = np.lexsort((idx, -vals))[:n]
+        return idx[order].astype(np.int64, copy=False)
     idx = np.flatnonzero(mask) if mask is not None else np.arange(scores.size, dtype=np.int64)
     if n <= 0 or idx.size == 0:
         return np.zeros(0, dtype=np.int64)
@@ -176,6 +201,11 @@ class ExactDotProductIndex:
         scores: FloatArray, n: int, exclude: IntArray | None = None, *, allowed: BoolArray | None = None
     ) -> tuple[IntArray, FloatArray]:
         """The ``n`` best of ``scores`` among ``allowed`` minus ``exclude`` (ties: the smaller index)."""
+        if allowed is None and exclude is not None and exclude.size:
+            # The best n + |exclude| hold the best n not excluded: no mask over every item.
+            head = top_n(scores, n + int(exclude.size))
+            idx = head[~np.isin(head, exclude)][:n]
+            return idx, scores[idx]
         mask = allowed
         if exclude is not None and exclude.size:
             mask = np.ones(scores.size, dtype=np.bool_) if mask is None else mask.copy()
@@ -210,16 +240,39 @@ class ItemCFChannel:
         self.online = online
 
     def scores(self, recent: IntArray) -> FloatArray:
-        """Every item's score for ``recent``: the bundle's item-CF sum plus what the live lists add."""
-        n_items = self.catalog.n_items
-        scores: FloatArray = self.itemcf.score_histories(
-            [recent], n_items, max_history=self.max_history, decay=self.decay
-        )[0]
-        if self.online is not None:
-            extra = self.online.scores(recent, n_items, max_history=self.max_history, decay=self.decay)
-            if extra is not None:
-                scores += extra
+        """Every item's score for ``recent``: the bundle's item-CF sum plus what the live lists add (a
+        row over every item; requests use :meth:`sparse_scores`)."""
+        items, values = self.sparse_scores(recent)
+        scores = np.zeros(self.catalog.n_items, dtype=np.float32)
+        scores[items] = values
         return scores
+
+    def sparse_scores(self, recent: IntArray) -> tuple[IntArray, FloatArray]:
+        """The items with a score for ``recent`` (ascending) and their scores: the neighbours of the last
+        ``max_history`` recent items in the bundle's table and in the live lists, with the float32 values
+        of the dense sum (``ItemCFNeighbours.score_histories`` plus ``OnlineItemCF.scores``, added in the
+        same order); every other item scores 0."""
+        items, scores = self.itemcf.score_history(recent, max_history=self.max_history, decay=self.decay)
+        if self.online is None:
+            return items, scores
+        hist = recent[-self.max_history :]
+        if hist.size == 0:
+            return items, scores
+        rows = [
+            (age, idx, extra)
+            for age, (idx, extra) in zip(range(hist.size - 1, -1, -1), self.online.rows(hist), strict=True)
+            if idx.size
+        ]
+        if not rows:
+            return items, scores
+        union = np.union1d(items, np.concatenate([idx for _, idx, _ in rows]))
+        merged = np.zeros(union.size, dtype=np.float32)
+        merged[np.searchsorted(union, items)] = scores
+        live = np.zeros(union.size, dtype=np.float32)
+        for age, idx, extra in rows:  # as OnlineItemCF.scores accumulates them, oldest first
+            np.add.at(live, np.searchsorted(union, idx), np.float32(self.decay**age) * extra)
+        merged += live
+        return union, merged
 
     def similar(self, item: int) -> tuple[IntArray, FloatArray]:
         """``item``'s neighbours best first: the bundle's, with the live ones blended in."""
@@ -232,16 +285,22 @@ class ItemCFChannel:
         recent = context.recent
         if recent.size == 0 or n <= 0:
             return Recalled.none()
-        scores = self.scores(recent)
-        positive = scores > 0
-        mask = context.allowed_mask(scores.size)
-        idx = top_n(scores, n, positive if mask is None else positive & mask)
-        return Recalled(idx, scores[idx])
+        found, scores = self.sparse_scores(recent)
+        keep = scores > 0
+        if context.restricts:
+            keep &= context.allows(found)
+        found, scores = found[keep], scores[keep]
+        best = top_n(scores, n)  # positions in ascending item order: ties fall to the smaller item
+        return Recalled(found[best], scores[best])
 
     def signal(self, context: RecallContext, items: IntArray) -> FloatArray:
         if context.recent.size == 0:
             return np.zeros(items.size, dtype=np.float32)
-        out: FloatArray = self.scores(context.recent)[items]
+        found, scores = self.sparse_scores(context.recent)
+        col = _column_of(found, items)
+        out: FloatArray = np.where(col >= 0, scores[np.maximum(col, 0)] if scores.size else 0, 0).astype(
+            np.float32
+        )
         return out
 
     def reasons(self, context: RecallContext, items: IntArray) -> list[str]:
@@ -261,9 +320,7 @@ class ItemCFChannel:
             return last, age
         hist = recent[-self.max_history :][::-1]  # most recent first
         nb_idx = self.itemcf.indices[hist].astype(np.int64)  # [H, k]
-        column = np.full(self.catalog.n_items, -1, dtype=np.int64)
-        column[items] = np.arange(items.size)
-        cols = np.where(nb_idx >= 0, column[np.maximum(nb_idx, 0)], -1)
+        cols = np.where(nb_idx >= 0, _column_of(items, np.maximum(nb_idx, 0)), -1)
         hit = cols >= 0
         first = cols[0][hit[0]]
         last[first] = self.itemcf.scores[hist[0]][hit[0]]
@@ -284,16 +341,14 @@ class ItemCFChannel:
         item_weight = np.bincount([row[h] for h in hist], weights=weights, minlength=uniq.size)
         nb_idx = self.itemcf.indices[uniq]  # [U, k]
         nb_val = self.itemcf.scores[uniq].astype(np.float64) * item_weight[:, None]
-        column = np.full(self.catalog.n_items, -1, dtype=np.int64)
-        column[items] = np.arange(items.size)
-        cols = np.where(nb_idx >= 0, column[nb_idx], -1)
+        cols = np.where(nb_idx >= 0, _column_of(items, nb_idx), -1)
         valid = cols >= 0
         rows = np.broadcast_to(np.arange(uniq.size)[:, None], cols.shape)
         contrib = np.zeros((uniq.size, items.size), dtype=np.float64)
         contrib[rows[valid], cols[valid]] = nb_val[valid]
         if self.online is not None:
             for r, (live_idx, extra) in enumerate(self.online.rows(uniq)):
-                live_cols = column[live_idx]
+                live_cols = _column_of(items, live_idx)
                 hit = live_cols >= 0
                 contrib[r, live_cols[hit]] += extra[hit] * item_weight[r]
         best: IntArray = uniq[np.argmax(contrib, axis=0)]
@@ -359,8 +414,9 @@ class _Ranking:
 
     @classmethod
     def of(cls, pop: FloatArray) -> _Ranking:
-        # Global order by (-popularity, index); a request only filters it.
-        order = np.lexsort((np.arange(pop.size), -pop)).astype(np.int64)
+        # Global order by (-popularity, index) (a stable sort of -popularity: half a lexsort's time); a
+        # request only reads its head.
+        order = np.argsort(-pop, kind="stable").astype(np.int64)
         # Each item's place in the popularity order as a fraction: 1.0 for the best seller, 0.0 for the last.
         percentile = np.empty(pop.size, dtype=np.float32)
         percentile[order] = 1.0 - np.arange(pop.size) / max(pop.size - 1, 1)
@@ -386,10 +442,7 @@ class PopularityChannel:
         self.online = online
         self._base = _Ranking.of(pop)
         self._live: tuple[int, _Ranking] | None = None
-        self.reason_of = [
-            f"popular in {leaf}" if (leaf := catalog.leaf_category(i)) else "popular now"
-            for i in range(catalog.n_items)
-        ]
+        self.reason_of: Sequence[str] = _PopularReasons(catalog)
 
     def _ranking(self) -> _Ranking:
         if self.online is None:
@@ -413,9 +466,7 @@ class PopularityChannel:
         if n <= 0:
             return Recalled.none()
         ranking = self._ranking()
-        mask = context.allowed_mask(self.catalog.n_items)
-        order = ranking.order if mask is None else ranking.order[mask[ranking.order]]
-        top = order[:n]
+        top = _first_allowed(ranking.order, context, n)
         return Recalled(top, ranking.popularity[top])
 
     def signal(self, context: RecallContext, items: IntArray) -> FloatArray:
@@ -509,6 +560,59 @@ class ContentChannel:
         closest = tail[np.argmax(self.vectors[tail] @ self.vectors[items].T, axis=0)].tolist()
         text = {h: f"like {self.catalog.short_title(h)} that you viewed" for h in set(closest)}
         return [text[h] for h in closest]
+
+
+class _PopularReasons(Sequence[str]):
+    """The popularity channel's reason of each item, made when read: "popular in <its leaf category>"."""
+
+    def __init__(self, catalog: CatalogIndex) -> None:
+        self.catalog = catalog
+
+    def __len__(self) -> int:
+        return self.catalog.n_items
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        leaf = self.catalog.leaf_category(i)
+        return f"popular in {leaf}" if leaf else "popular now"
+
+
+def _first_allowed(order: IntArray, context: RecallContext, n: int) -> IntArray:
+    """The first ``n`` of ``order`` that ``context`` allows: ``order[mask[order]][:n]``, reading the order
+    in growing chunks until ``n`` are found (a short prefix, unless a filter allows few items)."""
+    if not context.restricts:
+        return order[:n]
+    found: list[IntArray] = []
+    have, start, size = 0, 0, max(2 * n + int(context.exclude.size), 64)
+    while have < n and start < order.size:
+        chunk = order[start : start + size]
+        kept = chunk[context.allows(chunk)]
+        found.append(kept)
+        have += int(kept.size)
+        start += size
+        size *= 4
+    out: IntArray = np.concatenate(found)[:n] if found else order[:0]
+    return out
+
+
+def _column_of(items: IntArray, values: npt.NDArray[np.integer]) -> IntArray:
+    """For each of ``values``, its position in ``items`` (the last one when an item repeats), ``-1`` where
+    absent: what ``column[values]`` gives after ``column = full(n_items, -1); column[items] = arange``,
+    without an array over every item."""
+    if items.size == 0:
+        return np.full(np.shape(values), -1, dtype=np.int64)
+    order = np.argsort(items, kind="stable")
+    ranked = items[order]
+    pos = np.searchsorted(ranked, values, side="right") - 1
+    safe = np.maximum(pos, 0)
+    hit = (pos >= 0) & (ranked[safe] == values)
+    out: IntArray = np.where(hit, order[safe], -1).astype(np.int64, copy=False)
+    return out
 
 
 def _recall_many(

@@ -42,13 +42,19 @@ Scoring (``ItemCFNeighbours.score_histories``)
 A user's score for item ``j`` is the sum over the last ``max_history`` (20) items ``h`` of the history of
 ``decay ** age(h) * sim(h, j)``, where ``age`` is 0 for the most recent item, 1 for the one before, ...
 (``decay`` = 0.7).  Recent items dominate, which matches the strong next-item signal of purchase data.
-The same vectorised function serves full-ranking evaluation and the online recall channel.
+The same vectorised function serves full-ranking evaluation; the online recall channel scores one
+history sparsely (``ItemCFNeighbours.score_history``: the same sums over the neighbours of the history's
+items only, so a request costs ``max_history x k`` entries, not a row over every item).
+
+A table memory-mapped from a bundle is never scanned whole: the neighbour indices are checked where they
+are read (the rows a request gathers), so loading a 1M-item table reads none of its 763 MiB.
 
 Serving code imports this module; it needs numpy only.
 """
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -93,8 +99,12 @@ class ItemCFNeighbours:
             raise ValueError(
                 f"indices must be int32 and scores float32, got {self.indices.dtype} and {self.scores.dtype}"
             )
+        if not _is_mapped(self.indices):  # a mapped table is checked row by row where it is read
+            self._check(self.indices)
+
+    def _check(self, neighbours: npt.NDArray[np.integer[Any]]) -> None:
         n_items = self.indices.shape[0]
-        if self.indices.size and (self.indices.min() < -1 or self.indices.max() >= n_items):
+        if neighbours.size and (neighbours.min() < -1 or neighbours.max() >= n_items):
             raise ValueError(f"neighbour indices must lie in [-1, {n_items}), the table has {n_items} rows")
 
     @property
@@ -110,6 +120,7 @@ class ItemCFNeighbours:
         if not 0 <= item < self.n_items:
             raise IndexError(f"item {item} out of range [0, {self.n_items})")
         row = self.indices[item]
+        self._check(row)
         n = int(np.count_nonzero(row >= 0))
         if k is not None:
             if k < 0:
@@ -154,11 +165,51 @@ class ItemCFNeighbours:
         age_weight = (decay ** np.arange(H - 1, -1, -1, dtype=np.float64))[None, :] * valid_hist  # [B, H]
         safe = np.where(valid_hist, hist, 0)
         nb_idx = self.indices[safe]  # [B, H, k]
+        self._check(nb_idx)
         nb_val = self.scores[safe] * age_weight[:, :, None]  # float64 [B, H, k]
         keep = (nb_idx >= 0) & (nb_val != 0)
         flat = (np.arange(B, dtype=np.int64)[:, None, None] * n_out + nb_idx)[keep]
         out = np.bincount(flat, weights=nb_val[keep], minlength=B * n_out)
         return out.reshape(B, n_out).astype(np.float32)
+
+    def score_history(
+        self,
+        history: AnyIntArray,
+        *,
+        max_history: int = DEFAULT_MAX_HISTORY,
+        decay: float = DEFAULT_DECAY,
+    ) -> tuple[IntArray, FloatArray]:
+        """:meth:`score_histories` of one history, sparse: the items that some of its last ``max_history``
+        items list as neighbours (ascending) and their scores, the very float32 values of the dense row
+        (the same products, summed in the same order); every other item scores 0. Costs
+        ``max_history x k`` entries whatever the catalogue's size."""
+        if max_history < 1:
+            raise ValueError(f"max_history must be >= 1, got {max_history}")
+        arr = np.asarray(history).ravel()
+        tail = arr[arr >= 0][-max_history:].astype(np.int64, copy=False)
+        if tail.size == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if tail.max() >= self.n_items:
+            raise ValueError(f"history item {int(tail.max())} out of range [0, {self.n_items})")
+        # The dense row right-aligns the history in max_history slots weighted decay ** (slots left).
+        weights = (decay ** np.arange(max_history - 1, -1, -1, dtype=np.float64))[max_history - tail.size :]
+        nb_idx = self.indices[tail]  # [T, k]
+        self._check(nb_idx)
+        nb_val = self.scores[tail] * weights[:, None]  # float64 [T, k]
+        keep = (nb_idx >= 0) & (nb_val != 0)
+        items, inverse = np.unique(nb_idx[keep].astype(np.int64), return_inverse=True)
+        sums = np.bincount(inverse.ravel(), weights=nb_val[keep], minlength=items.size)
+        return items, sums.astype(np.float32)
+
+
+def _is_mapped(array: npt.NDArray[Any]) -> bool:
+    """Whether ``array``'s memory is a file mapping (a table loaded from a bundle)."""
+    base: Any = array
+    while base is not None:
+        if isinstance(base, np.memmap | mmap.mmap):
+            return True
+        base = getattr(base, "base", None)
+    return False
 
 
 def fit_itemcf(
