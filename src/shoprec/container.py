@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -170,6 +170,7 @@ def build_container(
         variant=settings.ranker_variant,
         timeout_s=settings.latency_budget_ms / 1000,
         breaker=_breaker("ranker", settings),
+        index=base.catalog.index_of,
     )
     online = _online_stats(settings, base.stats, stats_clock)
     pipeline = build_pipeline(
@@ -275,6 +276,7 @@ def _variant_service(
             variant=settings.ranker_variant,
             timeout_s=settings.latency_budget_ms / 1000,
             breaker=_breaker(f"ranker-{variant.name}", settings),
+            index=catalog.index_of,
         )
     if variant.changes_pipeline:
         try:
@@ -585,14 +587,16 @@ def ranker_for(
     variant: str | None = None,
     timeout_s: float = 0.15,
     breaker: CircuitBreaker | None = None,
+    index: Mapping[str, int] | None = None,
 ) -> Ranker:
     """The ranker of ``dsn``. The in-process one loads the bundle's ranker ``variant`` (``None``: its
-    default); a remote one reads with ``timeout_s`` (the latency budget; each call's deadline is its own
-    ``timeout_s``) and, when given, gets ``breaker`` in front."""
+    default) and finds ids with ``index`` (the bundle catalogue's ``index_of``) when given; a remote one
+    reads with ``timeout_s`` (the latency budget; each call's deadline is its own ``timeout_s``) and, when
+    given, gets ``breaker`` in front."""
     if dsn == "onnx":
         from shoprec.adapters.local.onnx_ranker import LocalOnnxRanker
 
-        return LocalOnnxRanker.from_bundle(bundle, threads=threads, variant=variant)
+        return LocalOnnxRanker.from_bundle(bundle, threads=threads, variant=variant, index=index)
     remote: Ranker
     if dsn.startswith("sagemaker://"):
         from shoprec.adapters.aws.sagemaker_ranker import SageMakerRanker

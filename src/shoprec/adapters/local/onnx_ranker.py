@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +41,20 @@ class LocalOnnxRanker:
         threads: int = 1,
         providers: Sequence[str] = CPU_PROVIDERS,
         model_version: str = "",
+        index: Mapping[str, int] | None = None,
     ) -> None:
-        """The ONNX ranker at ``model_path`` over the catalogue ``item_ids`` (position = item index)."""
+        """The ONNX ranker at ``model_path`` over the catalogue ``item_ids`` (position = item index).
+        ``index``: id -> position of ``item_ids`` when the caller has it (the catalogue's ``index_of``),
+        instead of a dict of every id (0.4 s at a million items)."""
         self.max_len = max_len
         self.model_version = model_version
         self._model_path = model_path
         self._ranker = OnnxRanker(
             model_path, n_items=len(item_ids), max_len=max_len, threads=threads, providers=providers
         )
-        self._index = {item_id: i for i, item_id in enumerate(item_ids)}
+        self._index: Mapping[str, int] = (
+            index if index is not None else {item_id: i for i, item_id in enumerate(item_ids)}
+        )
 
     @classmethod
     def from_bundle(
@@ -59,6 +64,7 @@ class LocalOnnxRanker:
         threads: int = 1,
         providers: Sequence[str] = CPU_PROVIDERS,
         variant: str | None = None,
+        index: Mapping[str, int] | None = None,
     ) -> LocalOnnxRanker:
         """The bundle's ranker (``pipeline.ranker``) in its ``variant`` (``None``: the bundle's default one,
         ``default_variant``); :class:`ArtifactError` naming ``SHOPREC_RANKER_VARIANT`` and the bundle's
@@ -77,6 +83,7 @@ class LocalOnnxRanker:
             threads=threads,
             providers=providers,
             model_version=bundle.model_version,
+            index=index,
         )
 
     @property
