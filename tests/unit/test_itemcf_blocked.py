@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from shoprec.data import leave_one_out, load_dataset
+from shoprec.recall import itemcf_blocked
 from shoprec.recall.itemcf import fit_itemcf
 from shoprec.recall.itemcf_blocked import _block_bounds, fit_itemcf_blocked
 
@@ -28,8 +29,11 @@ def random_sequences(seed: int, n_users: int, n_items: int) -> list[np.ndarray]:
         {"alpha": 0.0, "window": 1, "k": 500},
     ],
 )
-@pytest.mark.parametrize("max_block_pairs", [1, 50, 1_000, 10**9])
-def test_the_blocks_give_fit_itemcfs_table(params: dict[str, float], max_block_pairs: int) -> None:
+@pytest.mark.parametrize(("max_block_pairs", "chunk"), [(1, 8_000_000), (50, 5_000), (1_000, 60), (10**9, 3)])
+def test_the_blocks_give_fit_itemcfs_table(
+    params: dict[str, float], max_block_pairs: int, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(itemcf_blocked, "_POSITIONS_PER_CHUNK", chunk)
     seqs = random_sequences(7, 300, 120)
     expected = fit_itemcf(seqs, 130, **params)  # type: ignore[arg-type]
     got = fit_itemcf_blocked(seqs, 130, max_block_pairs=max_block_pairs, **params)  # type: ignore[arg-type]

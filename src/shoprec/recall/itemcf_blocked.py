@@ -18,7 +18,7 @@ cast (the tests compare the tables on the real datasets and find them equal). nu
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -38,8 +38,12 @@ DEFAULT_MAX_BLOCK_PAIRS = 40_000_000
 buffers at the peak of its reduce."""
 _REDUCE_EVERY = 4_000_000
 
-PairsAt = Callable[[int], tuple[IntArray, IntArray]]
-"""``d -> (a, b)``: the items of every pair of positions ``d`` apart with ``a != b``."""
+_POSITIONS_PER_CHUNK = 8_000_000
+"""Positions scanned at once for the pairs at one distance (bounds the pair loop's temporaries)."""
+
+PairsAt = Callable[[int], Iterator[tuple[IntArray, IntArray]]]
+"""``d -> chunks of (a, b)``: the items of every pair of positions ``d`` apart with ``a != b``, in
+position order."""
 
 
 def fit_itemcf_blocked(
@@ -69,37 +73,43 @@ def fit_itemcf_blocked(
         raise ValueError(f"max_block_pairs must be >= 1, got {max_block_pairs}")
 
     lens = np.fromiter((np.size(s) for s in train_sequences), dtype=np.int64, count=len(train_sequences))
-    flat = (
-        np.concatenate([np.asarray(s, dtype=np.int64).ravel() for s in train_sequences])
-        if len(train_sequences)
-        else np.zeros(0, dtype=np.int64)
-    )
+    # int32 items and distances: the data is held once more here, at half fit_itemcf's width.
+    dtype = np.int32 if n_items <= np.iinfo(np.int32).max else np.int64
+    flat = np.zeros(int(lens.sum()), dtype=dtype)
+    at = 0
+    for s, n in zip(train_sequences, lens.tolist(), strict=True):
+        flat[at : at + n] = np.asarray(s).ravel()
+        at += n
     if flat.size and (flat.min() < 0 or flat.max() >= n_items):
         raise ValueError(f"training items must lie in [0, {n_items})")
     counts = np.bincount(flat, minlength=n_items).astype(np.float64, copy=False)
-    starts = np.cumsum(lens) - lens
-    owner = np.repeat(np.arange(lens.size), lens)
-    remaining = lens[owner] - (np.arange(flat.size) - starts[owner]) - 1
-    del owner, starts
+    # Items remaining after each position in its own sequence: pairs at distance d start where rem >= d.
+    remaining = np.zeros(flat.size, dtype=np.int32)
+    at = 0
+    for n in lens.tolist():
+        remaining[at : at + n] = np.arange(n - 1, -1, -1, dtype=np.int32)
+        at += n
     max_dist = int(remaining.max()) if remaining.size else 0
     if window is not None:
         max_dist = min(max_dist, window)
     backward = backward_weight > 0
 
-    def pairs(d: int) -> tuple[IntArray, IntArray]:
-        pos = np.flatnonzero(remaining >= d)
-        a = flat[pos]
-        b = flat[pos + d]
-        distinct = a != b
-        return a[distinct], b[distinct]
+    def pairs(d: int) -> Iterator[tuple[IntArray, IntArray]]:
+        """The pairs at distance ``d``, in position order, a chunk of positions at a time."""
+        for start in range(0, flat.size, _POSITIONS_PER_CHUNK):
+            pos = np.flatnonzero(remaining[start : start + _POSITIONS_PER_CHUNK] >= d) + start
+            a = flat[pos].astype(np.int64)
+            b = flat[pos + d].astype(np.int64)
+            distinct = a != b
+            yield a[distinct], b[distinct]
 
     # Pass 1: pair entries per row (forward rows a, backward rows b), to cut the blocks.
     load = np.zeros(n_items, dtype=np.int64)
     for d in range(1, max_dist + 1):
-        a, b = pairs(d)
-        load += np.bincount(a, minlength=n_items)
-        if backward:
-            load += np.bincount(b, minlength=n_items)
+        for a, b in pairs(d):
+            load += np.bincount(a, minlength=n_items)
+            if backward:
+                load += np.bincount(b, minlength=n_items)
     bounds = _block_bounds(load, max_block_pairs)
 
     indices = np.full((n_items, k), -1, dtype=np.int32)
@@ -108,7 +118,9 @@ def fit_itemcf_blocked(
         keys, vals = _block_sums(pairs, max_dist, lo, hi, n_items, distance_power, backward_weight)
         rows = keys // max(n_items, 1) + lo
         cols = keys % max(n_items, 1)
+        del keys
         sims = (vals / (counts[rows] ** alpha * counts[cols] ** (1.0 - alpha))).astype(np.float32)
+        del vals
         _fill_top_k(indices, scores, rows, cols, sims, lo, hi, k)
     return ItemCFNeighbours(indices=indices, scores=scores)
 
@@ -157,18 +169,19 @@ def _block_sums(
         pending = 0
 
     for d in range(1, max_dist + 1):
-        a, b = pairs(d)
         w = float(d) ** -distance_power
-        fwd = (a >= lo) & (a < hi)
-        pend_keys.append((a[fwd] - lo) * n_items + b[fwd])
-        pend_vals.append(np.full(int(fwd.sum()), w))
-        added = int(fwd.sum())
+        # fit_itemcf's order: every forward entry at this distance, then every backward one.
+        for a, b in pairs(d):
+            fwd = (a >= lo) & (a < hi)
+            pend_keys.append((a[fwd] - lo) * n_items + b[fwd])
+            pend_vals.append(np.full(int(fwd.sum()), w))
+            pending += int(fwd.sum())
         if backward_weight > 0:
-            bwd = (b >= lo) & (b < hi)
-            pend_keys.append((b[bwd] - lo) * n_items + a[bwd])
-            pend_vals.append(np.full(int(bwd.sum()), w * backward_weight))
-            added += int(bwd.sum())
-        pending += added
+            for a, b in pairs(d):
+                bwd = (b >= lo) & (b < hi)
+                pend_keys.append((b[bwd] - lo) * n_items + a[bwd])
+                pend_vals.append(np.full(int(bwd.sum()), w * backward_weight))
+                pending += int(bwd.sum())
         if pending >= _REDUCE_EVERY:
             reduce()
     reduce()
