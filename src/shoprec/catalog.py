@@ -201,9 +201,7 @@ class CatalogIndex:
             data, offsets = arrays[f"{name}.data"], arrays[f"{name}.offsets"]
             if data.ndim != 1 or data.dtype != np.uint8 or offsets.shape != (n + 1,):
                 raise ColumnsError(f"'{name}' must be uint8 bytes and {n + 1} offsets")
-            if n >= 0 and (
-                offsets[0] != 0 or offsets[-1] != data.size or bool(np.any(offsets[1:] < offsets[:-1]))
-            ):
+            if offsets[0] != 0 or offsets[-1] != data.size or bool(np.any(offsets[1:] < offsets[:-1])):
                 raise ColumnsError(f"'{name}.offsets' must rise from 0 to the size of '{name}.data'")
             texts[name] = TextColumn(data, offsets.astype(np.int64, copy=False))
         names: dict[str, list[Any]] = {}
