@@ -194,7 +194,9 @@ def sagemaker_itemcf(
         int | None, typer.Option(help="Largest distance of a pair of positions (default: whole sequence).")
     ] = None,
     alpha: Annotated[float, typer.Option(help="Popularity exponent of the normalisation.")] = 0.8,
-    backward_weight: Annotated[float, typer.Option(help="Weight of the earlier item's pair.")] = 0.25,
+    backward_weight: Annotated[
+        float, typer.Option(help="Weight of a pair read backwards (the later item to the earlier one).")
+    ] = 0.25,
     distance_power: Annotated[float, typer.Option(help="Proximity weight d ** -POWER.")] = 0.5,
     holdout: Annotated[
         int,
