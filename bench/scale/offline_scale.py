@@ -33,9 +33,11 @@ Synthetic data: the figures are about time and memory, never about quality.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -231,8 +233,8 @@ def step_prep(data: Path) -> dict[str, Any]:
 # --- running a step under /usr/bin/time -v with a watchdog ---------------------------------------------
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """Resident memory of ``pid`` and its descendants, in KiB (0 when it has gone)."""
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the step's ``/usr/bin/time`` and the interpreter under it)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -243,16 +245,24 @@ def _tree_rss_kb(pid: int) -> int:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
+    found, todo = [], [pid]
     while todo:
         p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
+
+
+def _tree_rss_kb(pids: list[int]) -> int:
+    """Resident memory of ``pids`` together, in KiB (those that have gone count 0)."""
+    total = 0
+    for p in pids:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
         except OSError:
             pass
-        todo.extend(children.get(p, []))
     return total
 
 
@@ -268,15 +278,17 @@ def run_step(
     def watch() -> None:
         t0 = time.monotonic()
         while proc.poll() is None:
-            rss = _tree_rss_kb(proc.pid)
+            pids = _tree(proc.pid)
+            rss = _tree_rss_kb(pids)
             peak[0] = max(peak[0], rss)
             over = "over-memory" if rss > max_rss_gb * 2**20 else ""
             if not over and time.monotonic() - t0 > max_minutes * 60:
                 over = "over-time"
             if over:
                 stopped.append(over)
-                subprocess.run(["pkill", "-KILL", "-P", str(proc.pid)], check=False)
-                proc.kill()
+                for p in reversed(pids):  # the interpreter first, then /usr/bin/time
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p, signal.SIGKILL)
                 return
             time.sleep(0.25)
 
