@@ -216,20 +216,35 @@ def fit_top_k(spark: Any, seqs: Any, args: argparse.Namespace) -> tuple[list[str
 
 
 def collect_table(top: Any, n_items: int, k: int, chunk_items: int) -> tuple[Any, Any]:
-    """The top-k rows as fit_itemcf's arrays, brought to the driver ``chunk_items`` items at a time."""
+    """The top-k rows as fit_itemcf's arrays, brought to the driver ``chunk_items`` items at a time (as
+    Arrow batches through pandas when the driver's Python has pandas, else as rows)."""
     import numpy as np
     from pyspark.sql import functions as F
 
+    try:
+        import pandas  # noqa: F401  (toPandas needs it)
+    except ImportError:
+        as_pandas = False
+    else:
+        as_pandas = True
     indices = np.full((n_items, k), -1, dtype=np.int32)
     scores = np.zeros((n_items, k), dtype=np.float32)
     for lo in range(0, n_items, chunk_items):
         part = top.where((F.col("a") >= lo) & (F.col("a") < lo + chunk_items)).select("a", "rank", "b", "sim")
-        rows = part.toPandas()
-        if len(rows):
+        if as_pandas:
+            rows = part.toPandas()
             a = rows["a"].to_numpy(np.int64)
             rank = rows["rank"].to_numpy(np.int64)
-            indices[a, rank] = rows["b"].to_numpy(np.int32)
-            scores[a, rank] = rows["sim"].to_numpy(np.float32)
+            b = rows["b"].to_numpy(np.int32)
+            sim = rows["sim"].to_numpy(np.float32)
+        else:
+            collected = part.collect()
+            a = np.fromiter((r[0] for r in collected), dtype=np.int64, count=len(collected))
+            rank = np.fromiter((r[1] for r in collected), dtype=np.int64, count=len(collected))
+            b = np.fromiter((r[2] for r in collected), dtype=np.int32, count=len(collected))
+            sim = np.fromiter((r[3] for r in collected), dtype=np.float32, count=len(collected))
+        indices[a, rank] = b
+        scores[a, rank] = sim
     return indices, scores
 
 

@@ -125,6 +125,23 @@ def test_every_parameter_reaches_the_similarity(
     assert meta["fit"]["window"] == 3
 
 
+def test_a_driver_without_pandas_collects_rows(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "toy.txt"
+    data.write_text("u1 a b c d\nu2 b c e\nu3 a c a\n")
+    args = job.parse_args(["--input", str(data), "--output-dir", str(tmp_path), "--holdout", "0", "--k", "3"])
+    item_ids, top, _ = job.fit_top_k(spark, job.read_sequences(spark, str(data)), args)
+    with_pandas = job.collect_table(top, len(item_ids), 3, 2)
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
+    without = job.collect_table(top, len(item_ids), 3, 2)
+    ds = load_dataset(data, "sequences")
+    expected = fit_itemcf(ds.sequences, ds.n_items, k=3)
+    for indices, scores in (with_pandas, without):
+        np.testing.assert_array_equal(indices, expected.indices)
+        np.testing.assert_array_equal(scores, expected.scores)
+
+
 def test_bad_lines_are_named(spark: Any, tmp_path: Path) -> None:
     data = tmp_path / "bad.txt"
     data.write_text("1 10 11\n2\n3 12\n")
