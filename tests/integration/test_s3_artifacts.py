@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ import pytest
 
 from shoprec.adapters.aws.clients import aws_client
 from shoprec.adapters.aws.s3_artifacts import S3ArtifactStore, parse_s3_url, upload_bundle
-from shoprec.artifacts import MANIFEST, POPULARITY, BundleWriter, load_bundle, read_manifest
+from shoprec.artifacts import MANIFEST, POPULARITY, BundleWriter, load_bundle, read_manifest, reader
 from shoprec.errors import ArtifactError, CorruptBundleError
 
 
@@ -79,6 +79,47 @@ def test_a_new_version_downloads_only_the_changed_files(
     assert new != old
     assert sorted(counter.keys) == sorted([MANIFEST, POPULARITY])
     assert load_bundle(new).popularity[0] == load_bundle(old).popularity[0] + 1
+
+
+class HashCounter:
+    """Counts the files the bundle reader hashes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.names: list[str] = []
+        real = reader.sha256_file
+
+        def counted(path: Path) -> str:
+            self.names.append(path.name)
+            return real(path)
+
+        monkeypatch.setattr(reader, "sha256_file", counted)
+
+
+def test_downloaded_files_are_hashed_once_and_a_publish_hashes_every_file(
+    s3: Any, bucket: str, bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold start fetches and loads: the files were hashed as they came in, and the stamp written then
+    spares the load (and the next cold start on the same /tmp) hashing them again. Publishing never trusts
+    a stamp."""
+    hashes = HashCounter(monkeypatch)
+    load_bundle(bundle_dir)  # the writer's (or this load's) stamp: nothing left to hash
+    hashes.names.clear()
+    manifest = upload_bundle(bundle_dir, f"s3://{bucket}/m", s3)
+    assert sorted(hashes.names) == sorted(PurePosixPath(e.name).name for e in manifest.files)
+    hashes.names.clear()
+    store = S3ArtifactStore(f"s3://{bucket}/m", cache_dir=tmp_path, client=s3)
+    local = store.local_path()
+    assert load_bundle(local).item_ids == load_bundle(bundle_dir).item_ids
+    assert S3ArtifactStore(f"s3://{bucket}/m", cache_dir=tmp_path, client=s3).local_path() == local
+    assert hashes.names == []
+    # A file changed in place after the download (same size) is hashed again, and refused.
+    target = local / POPULARITY
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(CorruptBundleError) as info:
+        load_bundle(local)
+    assert info.value.file == POPULARITY
 
 
 def test_a_damaged_cached_copy_is_downloaded_again(

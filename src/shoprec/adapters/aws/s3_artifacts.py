@@ -29,6 +29,7 @@ from shoprec.artifacts import (
     sha256_file,
     verify_bundle,
 )
+from shoprec.artifacts.reader import stamp_record, write_stamp
 from shoprec.errors import ArtifactError, BackendUnavailableError, CorruptBundleError
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class S3ArtifactStore:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         staging = self.cache_dir / f".{target.name}.staging-{secrets.token_hex(6)}"
         staging.mkdir()
+        # The files hashed as they came in: the stamp spares the load hashing them again (a copied file
+        # is hashed once more when the bundle is loaded). Renaming the folder keeps each file's stat.
+        hashed: dict[str, Path] = {}
         try:
             for entry in manifest.files:
                 dest = staging.joinpath(*PurePosixPath(entry.name).parts)
@@ -90,6 +94,7 @@ class S3ArtifactStore:
                     shutil.copyfile(cached, dest)
                 else:
                     self._download_file(entry, dest)
+                    hashed[entry.name] = dest
             if content_version(manifest.files) != manifest.model_version:
                 raise CorruptBundleError(
                     f"model_version {manifest.model_version} does not match the listed files",
@@ -97,6 +102,12 @@ class S3ArtifactStore:
                     file=MANIFEST,
                 )
             (staging / MANIFEST).write_bytes(raw_manifest)
+            records = {
+                entry.name: stamp_record(hashed[entry.name], entry)
+                for entry in manifest.files
+                if entry.name in hashed
+            }
+            write_stamp(staging, records)
             _move_into_place(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -167,7 +178,7 @@ def upload_bundle(local_dir: str | Path, url: str, client: Any = None) -> Manife
     (``CorruptBundleError``) and fetches again; publishing each version under its own prefix avoids that.
     """
     root = Path(local_dir)
-    manifest = verify_bundle(root)
+    manifest = verify_bundle(root, use_stamp=False)  # what is published is hashed, not taken on trust
     bucket, prefix = parse_s3_url(url)
     s3 = client if client is not None else aws_client("s3", timeout_s=S3_TIMEOUT_S)
     names = [e.name for e in manifest.files] + [MANIFEST]
