@@ -479,7 +479,26 @@ COLUMN_NAMES: Final = CATALOG_COLUMNS
 _ITER_CHUNK: Final = 4096
 
 
-class TextColumn(Sequence[str]):
+class LazySequence(Sequence[T]):
+    """A sequence whose items are made when read: a subclass gives ``__len__`` and ``_at(j)`` for
+    ``0 <= j < len``; indexing (negative indices, ``IndexError``) and slices are this class's."""
+
+    __slots__ = ()
+
+    def _at(self, j: int) -> T:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self._at(j) for j in range(*i.indices(len(self)))]
+        return self._at(_position(operator.index(i), len(self)))
+
+
+class TextColumn(LazySequence[str]):
     """Strings stored as UTF-8 bytes back to back: string ``i`` is ``data[offsets[i]:offsets[i + 1]]``,
     decoded when it is read. Both arrays may be memory-mapped, so a million titles cost nothing until
     requests read a few of them."""
@@ -509,14 +528,7 @@ class TextColumn(Sequence[str]):
     def __len__(self) -> int:
         return int(self._offsets.size) - 1
 
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        j = _position(operator.index(i), len(self))
+    def _at(self, j: int) -> str:
         lo, hi = int(self._offsets[j]), int(self._offsets[j + 1])
         # The writer stores valid UTF-8 and checksums guard it; a damaged byte must not fail a request.
         return self._data[lo:hi].tobytes().decode("utf-8", errors="replace")
@@ -531,7 +543,7 @@ class TextColumn(Sequence[str]):
                 yield data[lo - base : hi - base].decode("utf-8", errors="replace")
 
 
-class CodedColumn(Sequence[T]):
+class CodedColumn(LazySequence[T]):
     """A column of few distinct values: ``values[codes[i]]``, ``missing`` where the code is ``-1``."""
 
     __slots__ = ("_codes", "_missing", "_values")
@@ -544,14 +556,8 @@ class CodedColumn(Sequence[T]):
     def __len__(self) -> int:
         return int(self._codes.size)
 
-    @overload
-    def __getitem__(self, i: int) -> T: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[T]: ...
-    def __getitem__(self, i: int | slice) -> T | list[T]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        code = int(self._codes[_position(operator.index(i), len(self))])
+    def _at(self, j: int) -> T:
+        code = int(self._codes[j])
         return self._values[code] if code >= 0 else self._missing
 
     def __iter__(self) -> Iterator[T]:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, overload
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from shoprec.artifacts.specs import CONTENT_CHANNEL, EMBEDDING_CHANNEL, ITEMCF_CHANNEL, POPULARITY_CHANNEL
-from shoprec.catalog import BoolArray, CatalogIndex, IntArray
+from shoprec.catalog import BoolArray, CatalogIndex, IntArray, LazySequence
 from shoprec.recall.itemcf import DEFAULT_DECAY, DEFAULT_MAX_HISTORY, ItemCFNeighbours
 
 if TYPE_CHECKING:
@@ -562,7 +562,7 @@ class ContentChannel:
         return [text[h] for h in closest]
 
 
-class _PopularReasons(Sequence[str]):
+class _PopularReasons(LazySequence[str]):
     """The popularity channel's reason of each item, made when read: "popular in <its leaf category>"."""
 
     def __init__(self, catalog: CatalogIndex) -> None:
@@ -571,14 +571,8 @@ class _PopularReasons(Sequence[str]):
     def __len__(self) -> int:
         return self.catalog.n_items
 
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        leaf = self.catalog.leaf_category(i)
+    def _at(self, j: int) -> str:
+        leaf = self.catalog.leaf_category(j)
         return f"popular in {leaf}" if leaf else "popular now"
 
 
