@@ -63,7 +63,7 @@ def pack_bundle(bundle_dir: Path, out: Path) -> Path:
     SageMaker unpacks ``ModelDataUrl`` into ``/opt/ml/model``, so the manifest lands where the ranking
     endpoint looks for it. Only the manifest and the files it lists are packed.
     """
-    manifest = verify_bundle(bundle_dir)
+    manifest = verify_bundle(bundle_dir, use_stamp=False)  # what is published is hashed, not taken on trust
     names = sorted([entry.name for entry in manifest.files] + [MANIFEST])
     with (
         out.open("wb") as raw,
