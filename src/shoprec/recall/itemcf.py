@@ -261,11 +261,7 @@ def fit_itemcf(
 
     def reduce() -> None:
         nonlocal acc_keys, acc_vals, pending
-        keys = np.concatenate([acc_keys, *pend_keys])
-        vals = np.concatenate([acc_vals, *pend_vals])
-        acc_keys, inverse = np.unique(keys, return_inverse=True)
-        summed = np.bincount(inverse.ravel(), weights=vals, minlength=acc_keys.size)
-        acc_vals = summed.astype(np.float64, copy=False)
+        acc_keys, acc_vals = merge_pairs(acc_keys, acc_vals, pend_keys, pend_vals)
         pend_keys.clear()
         pend_vals.clear()
         pending = 0
@@ -292,6 +288,21 @@ def fit_itemcf(
     cols = acc_keys % max(n_items, 1)
     sims = (acc_vals / (counts[rows] ** alpha * counts[cols] ** (1.0 - alpha))).astype(np.float32)
     return _top_k_table(rows, cols, sims, n_items, k)
+
+
+def merge_pairs(
+    keys: IntArray,
+    vals: npt.NDArray[np.float64],
+    more_keys: Sequence[IntArray],
+    more_vals: Sequence[npt.NDArray[np.float64]],
+) -> tuple[IntArray, npt.NDArray[np.float64]]:
+    """The distinct pair keys of ``keys`` and ``more_keys`` (sorted) and each one's summed weight: the
+    reduce step of the pair loops of :func:`fit_itemcf` and ``fit_itemcf_blocked``."""
+    all_keys = np.concatenate([keys, *more_keys])
+    all_vals = np.concatenate([vals, *more_vals])
+    distinct, inverse = np.unique(all_keys, return_inverse=True)
+    summed = np.bincount(inverse.ravel(), weights=all_vals, minlength=distinct.size)
+    return distinct, summed.astype(np.float64, copy=False)
 
 
 def _top_k_table(rows: IntArray, cols: IntArray, sims: FloatArray, n_items: int, k: int) -> ItemCFNeighbours:

@@ -31,6 +31,7 @@ from shoprec.recall.itemcf import (
     AnyIntArray,
     IntArray,
     ItemCFNeighbours,
+    merge_pairs,
 )
 
 DEFAULT_MAX_BLOCK_PAIRS = 40_000_000
@@ -160,10 +161,7 @@ def _block_sums(
 
     def reduce() -> None:
         nonlocal acc_keys, acc_vals, pending
-        keys = np.concatenate([acc_keys, *pend_keys])
-        vals = np.concatenate([acc_vals, *pend_vals])
-        acc_keys, inverse = np.unique(keys, return_inverse=True)
-        acc_vals = np.bincount(inverse.ravel(), weights=vals, minlength=acc_keys.size).astype(np.float64)
+        acc_keys, acc_vals = merge_pairs(acc_keys, acc_vals, pend_keys, pend_vals)
         pend_keys.clear()
         pend_vals.clear()
         pending = 0
