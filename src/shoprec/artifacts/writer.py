@@ -36,6 +36,7 @@ from shoprec.artifacts.manifest import (
 from shoprec.artifacts.reader import (
     _load_catalog,
     _load_item_ids,
+    _stat_key,
     sha256_file,
     stamp_record,
     write_stamp,
@@ -293,9 +294,7 @@ def _hash_tree(root: Path) -> list[tuple[FileEntry, list[int]]]:
                 continue
             if fpath.is_symlink() or not fpath.is_file():
                 raise ArtifactError(f"bundle file '{name}' must be a regular file")
-            size = fpath.stat().st_size
-            entry = FileEntry(name=name, sha256="0" * 64, size=size)
-            before = stamp_record(fpath, entry)[1:]
-            entries.append((FileEntry(name=name, sha256=sha256_file(fpath), size=size), before))
+            before = _stat_key(fpath.stat())
+            entries.append((FileEntry(name=name, sha256=sha256_file(fpath), size=before[0]), before))
     entries.sort(key=lambda e: e[0].name)
     return entries
