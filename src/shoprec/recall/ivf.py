@@ -1,14 +1,14 @@
 """An inverted-file (IVF) index for maximum inner product search over an item table, in numpy alone.
 
-**Build** (training, :func:`build_ivf`): k-means with ``n_lists`` centroids (about ``sqrt(n_items)``) on a
-sample of the item vectors, each augmented with the coordinate ``sqrt(R^2 - |x|^2)`` that gives every row
-the norm ``R`` (:func:`shoprec.recall.ann.augment`): on rows of equal norm the Euclidean clustering groups
-items by direction, and the extra coordinate keeps an item of large norm (a popular one, whose inner
-products are large) apart from a weak item that points the same way. Then every item is assigned to its
-nearest centroid, in chunks, and the vectors are written **ordered by list**: list ``j`` is the contiguous
-slice ``offsets[j]:offsets[j + 1]`` of one float32 ``.npy`` file, which serving memory-maps.
-Deterministic for a seed: the sample, the starting centroids and the refill of an emptied list all come
-from one generator.
+**Build** (training, :func:`build_ivf`): k-means with ``n_lists`` centroids (``4 sqrt(n_items)`` by
+default) on a sample of the item vectors, each augmented with the coordinate ``sqrt(R^2 - |x|^2)`` that
+gives every row the norm ``R`` (:func:`shoprec.recall.ann.augment`): on rows of equal norm the Euclidean
+clustering groups items by direction, and the extra coordinate keeps an item of large norm (a popular one,
+whose inner products are large) apart from a weak item that points the same way. Then every item is
+assigned to its nearest centroid, in chunks, and the vectors are written **ordered by list**: list ``j``
+is the contiguous slice ``offsets[j]:offsets[j + 1]`` of one float32 ``.npy`` file, which serving
+memory-maps. Deterministic for a seed: the sample, the starting centroids and the refill of an emptied
+list all come from one generator.
 
 **Query** (:meth:`IvfIndex.scan`): the centroids are scored against the query (inner product; the query's
 extra coordinate is 0), and the ``nprobe`` best lists are scanned exactly: their rows are contiguous, so
